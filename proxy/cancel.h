@@ -1,0 +1,16 @@
+/* Forwarding a client's CancelRequest to the server its session runs on. */
+#ifndef UUIDGATE_CANCEL_H
+#define UUIDGATE_CANCEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy.h"
+
+/* The key is the one uuidgate issued; a match opens a new connection to the
+ * server and sends the server's own key. Nothing is answered to the sender,
+ * as PostgreSQL answers nothing. */
+void cancel_request(struct proxy *px, uint32_t pid, const uint8_t *key, size_t key_len,
+                    const char *from);
+
+#endif

@@ -1,0 +1,230 @@
+#include "proxy.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+
+#include "build_config.h"
+
+#include "client.h"
+#include "listener.h"
+#include "log.h"
+#include "message.h"
+#include "tls.h"
+
+static void check_shutdown_done(struct proxy *px)
+{
+	if (px->state == PROXY_SHUTTING_DOWN && px->nclients == 0)
+		event_base_loopexit(px->base, NULL);
+}
+
+void proxy_client_gone(struct proxy *px)
+{
+	check_shutdown_done(px);
+}
+
+/* Closing a client may free it and others may follow in the list: collect
+ * the next pointer first. */
+static void close_clients(struct proxy *px, bool only_idle, const char *sqlstate, const char *message)
+{
+	struct client *c = px->clients, *next;
+	for (; c; c = next) {
+		next = client_next(c);
+		if (!only_idle || client_is_idle(c))
+			client_terminate(c, sqlstate, message);
+	}
+}
+
+void proxy_close_idle_if_draining(struct proxy *px, struct client *c)
+{
+	if (px->state == PROXY_SHUTTING_DOWN && px->fast_shutdown && client_is_idle(c))
+		client_terminate(c, SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to administrator command");
+}
+
+static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *px = arg;
+	(void)fd;
+	(void)what;
+	log_event(LOG_WARNING, "shutdown_timeout", 0, NULL, "msg", "closing the remaining clients", LOG_KV_END);
+	close_clients(px, false, SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to administrator command");
+	event_base_loopexit(px->base, NULL);
+}
+
+static void begin_shutdown(struct proxy *px, bool fast, const char *signame)
+{
+	if (px->state == PROXY_SHUTTING_DOWN) {
+		log_event(LOG_WARNING, "shutdown_now", 0, NULL, "signal", signame, LOG_KV_END);
+		close_clients(px, false, SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to administrator command");
+		event_base_loopbreak(px->base);
+		return;
+	}
+	px->state = PROXY_SHUTTING_DOWN;
+	px->fast_shutdown = fast;
+	char clients[16];
+	snprintf(clients, sizeof(clients), "%d", px->nclients);
+	log_event(LOG_INFO, "shutdown", 0, NULL, "signal", signame, "mode", fast ? "fast" : "smart",
+		  "clients", clients, LOG_KV_END);
+	int64_t ms = px->cfg->shutdown_timeout_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	evtimer_add(px->shutdown_timer, &tv);
+	/* Fast: sessions that are idle now go at once; busy ones as soon as their
+	 * current transaction ends (proxy_close_idle_if_draining). */
+	if (fast)
+		close_clients(px, true, SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to administrator command");
+	check_shutdown_done(px);
+}
+
+static void reload(struct proxy *px)
+{
+	struct ug_config fresh;
+	char err[CONFIG_ERR_LEN], not_reloaded[512];
+	config_init(&fresh);
+	if (!config_load(&fresh, px->config_path, err, sizeof(err)) ||
+	    !config_validate(&fresh, err, sizeof(err))) {
+		log_event(LOG_ERROR, "reload_failed", 0, NULL, "msg", err, LOG_KV_END);
+		config_free(&fresh);
+		return;
+	}
+	bool upstream_changed = strcmp(fresh.upstream, px->cfg->upstream) != 0;
+	struct upstream *up = NULL;
+	if (upstream_changed && !(up = upstream_new(fresh.upstream, err, sizeof(err)))) {
+		log_event(LOG_ERROR, "reload_failed", 0, NULL, "msg", err, LOG_KV_END);
+		config_free(&fresh);
+		return;
+	}
+	config_apply_reload(px->cfg, &fresh, not_reloaded, sizeof(not_reloaded));
+	config_free(&fresh);
+	if (up) {
+		/* Connections being set up still use the old one: keep it. */
+		up->retired = px->upstream;
+		px->upstream = up;
+	}
+	if (!log_reconfigure(px->cfg, err, sizeof(err)))
+		log_event(LOG_ERROR, "reload_failed", 0, NULL, "msg", err, LOG_KV_END);
+	log_event(LOG_INFO, "reloaded", 0, NULL, "needs_restart", not_reloaded, LOG_KV_END);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct proxy *px = arg;
+	(void)what;
+	switch (sig) {
+	case SIGHUP:
+		reload(px);
+		break;
+	case SIGTERM:
+		begin_shutdown(px, false, "SIGTERM");
+		break;
+	case SIGINT:
+		begin_shutdown(px, true, "SIGINT");
+		break;
+	case SIGQUIT:
+		log_event(LOG_WARNING, "shutdown_now", 0, NULL, "signal", "SIGQUIT", LOG_KV_END);
+		event_base_loopbreak(px->base);
+		break;
+	}
+}
+
+static bool install_signals(struct proxy *px)
+{
+	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGQUIT };
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		px->signals[i] = evsignal_new(px->base, sigs[i], on_signal, px);
+		if (!px->signals[i] || evsignal_add(px->signals[i], NULL) != 0)
+			return false;
+	}
+	px->shutdown_timer = evtimer_new(px->base, on_shutdown_timeout, px);
+	return px->shutdown_timer != NULL;
+}
+
+static bool write_pidfile(const char *path, char *err, size_t errlen)
+{
+	if (!*path)
+		return true;
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		snprintf(err, errlen, "pidfile: cannot write %s: %s", path, strerror(errno));
+		return false;
+	}
+	fprintf(f, "%d\n", (int)getpid());
+	fclose(f);
+	return true;
+}
+
+struct proxy *proxy_new(struct ug_config *cfg, const char *config_path, char *err, size_t errlen)
+{
+	struct proxy *px = calloc(1, sizeof(*px));
+	if (!px) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	px->cfg = cfg;
+	px->config_path = config_path;
+	px->base = event_base_new();
+	if (!px->base) {
+		snprintf(err, errlen, "cannot create the event loop");
+		goto fail;
+	}
+	px->dns = evdns_base_new(px->base, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (!px->dns)
+		px->dns = evdns_base_new(px->base, 0); /* no resolv.conf: /etc/hosts and numeric only */
+	px->upstream = upstream_new(cfg->upstream, err, errlen);
+	if (!px->upstream)
+		goto fail;
+	if (cfg->client_tls_sslmode != TLS_DISABLE &&
+	    !(px->client_tls = tls_client_facing_ctx(cfg, err, errlen)))
+		goto fail;
+	if (!install_signals(px)) {
+		snprintf(err, errlen, "cannot install signal handlers");
+		goto fail;
+	}
+	if (!listener_open_all(px, err, errlen) || !write_pidfile(cfg->pidfile, err, errlen))
+		goto fail;
+	return px;
+fail:
+	proxy_free(px);
+	return NULL;
+}
+
+int proxy_run(struct proxy *px)
+{
+	char port[16], upstream[300];
+	snprintf(port, sizeof(port), "%d", px->cfg->listen_port);
+	upstream_describe(px->upstream, upstream, sizeof(upstream));
+	log_event(LOG_INFO, "listening", 0, NULL, "listen_addr", px->cfg->listen_addr, "port", port,
+		  "unix_socket", px->unix_socket_path, "upstream", upstream, "version", UUIDGATE_VERSION,
+		  LOG_KV_END);
+	event_base_dispatch(px->base);
+	log_event(LOG_INFO, "stopped", 0, NULL, LOG_KV_END);
+	return 0;
+}
+
+void proxy_free(struct proxy *px)
+{
+	if (!px)
+		return;
+	client_free_all(px);
+	listener_close_all(px);
+	for (size_t i = 0; i < sizeof(px->signals) / sizeof(px->signals[0]); i++)
+		if (px->signals[i])
+			event_free(px->signals[i]);
+	if (px->shutdown_timer)
+		event_free(px->shutdown_timer);
+	if (px->cfg && *px->cfg->pidfile)
+		unlink(px->cfg->pidfile);
+	upstream_free(px->upstream);
+	if (px->client_tls)
+		SSL_CTX_free(px->client_tls);
+	if (px->dns)
+		evdns_base_free(px->dns, 0);
+	if (px->base)
+		event_base_free(px->base);
+	free(px);
+}

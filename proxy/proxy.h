@@ -1,0 +1,61 @@
+/* The proxy process: event loop, listeners, the list of clients, signals. */
+#ifndef UUIDGATE_PROXY_H
+#define UUIDGATE_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "upstream.h"
+
+struct client;
+struct evdns_base;
+
+enum proxy_state { PROXY_RUNNING, PROXY_SHUTTING_DOWN };
+
+#define PROXY_MAX_LISTENERS 8
+
+struct proxy_stats {
+	uint64_t clients_accepted;
+	uint64_t logins;
+	uint64_t login_failures;
+	uint64_t cancels_forwarded;
+	uint64_t protocol_errors;
+	uint64_t bytes_client_to_server;
+	uint64_t bytes_server_to_client;
+};
+
+struct proxy {
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct ug_config *cfg;
+	const char *config_path;
+	struct upstream *upstream;
+	SSL_CTX *client_tls;
+	struct evconnlistener *listeners[PROXY_MAX_LISTENERS];
+	int nlisteners;
+	char unix_socket_path[256];
+	struct client *clients;     /* every connection, from accept to close */
+	int nclients;               /* connections that sent a StartupMessage */
+	uint64_t next_conn_id;
+	enum proxy_state state;
+	bool fast_shutdown;
+	struct event *signals[5];
+	struct event *shutdown_timer;
+	struct proxy_stats stats;
+};
+
+struct proxy *proxy_new(struct ug_config *cfg, const char *config_path, char *err, size_t errlen);
+int proxy_run(struct proxy *px);
+void proxy_free(struct proxy *px);
+
+/* Called by the client code when a connection is gone, to finish a shutdown. */
+void proxy_client_gone(struct proxy *px);
+/* During a fast shutdown, closes c once its session has become idle. */
+void proxy_close_idle_if_draining(struct proxy *px, struct client *c);
+
+#endif
