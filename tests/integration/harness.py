@@ -16,6 +16,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD_DIR = os.environ.get("UUIDGATE_BUILD_DIR", os.path.join(ROOT, "build"))
+# The binary is build/uuidgate (the root meson.build defines it there).
 UUIDGATE_BIN = os.path.join(BUILD_DIR, "uuidgate")
 
 
