@@ -507,3 +507,59 @@ uint32_t rewrite_posmap_original(const struct rewrite_posmap *m, uint32_t pos)
 	int64_t orig = p - shift + 1;
 	return orig < 1 ? 1 : (uint32_t)orig;
 }
+
+static bool add_deallocation(char ***names, size_t *n, const char *name)
+{
+	char *copy = NULL;
+	if (name && !(copy = strdup(name)))
+		return false;
+	char **grown = realloc(*names, (*n + 1) * sizeof(**names));
+	if (!grown) {
+		free(copy);
+		return false;
+	}
+	grown[(*n)++] = copy;
+	*names = grown;
+	return true;
+}
+
+bool rewrite_deallocations(const char *sql, char ***names, size_t *n)
+{
+	*names = NULL;
+	*n = 0;
+	if (!sql || !(sqlscan_leading_keywords(sql, strlen(sql)) & SQLSCAN_DEALLOCATE))
+		return true;
+	PgQueryProtobufParseResult parsed = pg_query_parse_protobuf(sql);
+	PgQuery__ParseResult *tree = NULL;
+	if (!parsed.error)
+		tree = pg_query__parse_result__unpack(NULL, parsed.parse_tree.len,
+						      (const uint8_t *)parsed.parse_tree.data);
+	pg_query_free_protobuf_parse_result(parsed);
+	if (!tree)
+		return true;
+	bool ok = true;
+	for (size_t i = 0; i < tree->n_stmts && ok; i++) {
+		const PgQuery__Node *stmt = tree->stmts[i]->stmt;
+		if (stmt->node_case == PG_QUERY__NODE__NODE_DEALLOCATE_STMT) {
+			const char *name = stmt->deallocate_stmt->name;
+			ok = add_deallocation(names, n, name && name[0] ? name : NULL);
+		} else if (stmt->node_case == PG_QUERY__NODE__NODE_DISCARD_STMT &&
+			   stmt->discard_stmt->target == PG_QUERY__DISCARD_MODE__DISCARD_ALL) {
+			ok = add_deallocation(names, n, NULL);
+		}
+	}
+	pg_query__parse_result__free_unpacked(tree, NULL);
+	if (!ok) {
+		rewrite_deallocations_free(*names, *n);
+		*names = NULL;
+		*n = 0;
+	}
+	return ok;
+}
+
+void rewrite_deallocations_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}

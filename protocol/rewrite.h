@@ -93,4 +93,11 @@ void rewrite_posmap_free(struct rewrite_posmap *m);
  * text points at the place it was added. 0 stays 0. */
 uint32_t rewrite_posmap_original(const struct rewrite_posmap *m, uint32_t pos);
 
+/* The prepared statements a simple Query's text deallocates, in order: one
+ * name per DEALLOCATE, NULL for DEALLOCATE ALL and DISCARD ALL. The names
+ * and the array are malloc'd (free with rewrite_deallocations_free). False
+ * only when out of memory. */
+bool rewrite_deallocations(const char *sql, char ***names, size_t *n);
+void rewrite_deallocations_free(char **names, size_t n);
+
 #endif

@@ -4,7 +4,10 @@
 
 #include <pg_query.h>
 
+#include "pgbuf.h"
+#include "pgread.h"
 #include "rewrite.h"
+#include "rewrite_ext.h"
 #include "sqlscan.h"
 
 #define CHECK(cond) do { if (!(cond)) { \
@@ -357,6 +360,263 @@ static void test_prefilter(void)
 	CHECK(sqlscan_leading_keywords(q, strlen(q)) == SQLSCAN_DEALLOCATE);
 }
 
+/* ---- extended protocol messages ---- */
+
+static void put_u16(struct pgbuf *b, unsigned v)
+{
+	pgbuf_put_int16(b, (int16_t)(uint16_t)v);
+}
+
+/* A Bind body: formats[n_formats], values (NULL for SQL NULL), one result
+ * format code (binary). */
+static void make_bind(struct pgbuf *b, const char *stmt, const unsigned *formats, unsigned n_formats,
+		      const char *const *values, unsigned n_values)
+{
+	pgbuf_reset(b);
+	pgbuf_put_str(b, "portal");
+	pgbuf_put_str(b, stmt);
+	put_u16(b, n_formats);
+	for (unsigned i = 0; i < n_formats; i++)
+		put_u16(b, formats[i]);
+	put_u16(b, n_values);
+	for (unsigned i = 0; i < n_values; i++) {
+		if (!values[i]) {
+			pgbuf_put_int32(b, -1);
+			continue;
+		}
+		pgbuf_put_int32(b, (int32_t)strlen(values[i]));
+		pgbuf_put_bytes(b, values[i], strlen(values[i]));
+	}
+	put_u16(b, 1);
+	put_u16(b, 1);
+	CHECK(!pgbuf_failed(b));
+}
+
+struct decoded_bind {
+	unsigned n_formats;
+	unsigned formats[8];
+	unsigned n_values;
+	int32_t lens[8];
+	const uint8_t *values[8];
+	unsigned n_results;
+};
+
+static void decode_bind(const struct pgbuf *msg, struct decoded_bind *d)
+{
+	CHECK(msg->len >= 5 && msg->data[0] == 'B');
+	CHECK(pg_get_u32(msg->data + 1) == msg->len - 1);
+	struct pgread r;
+	pgread_init(&r, msg->data + 5, msg->len - 5);
+	CHECK(strcmp(pgread_str(&r), "portal") == 0);
+	pgread_str(&r);
+	d->n_formats = (uint16_t)pgread_int16(&r);
+	CHECK(d->n_formats <= 8);
+	for (unsigned i = 0; i < d->n_formats; i++)
+		d->formats[i] = (uint16_t)pgread_int16(&r);
+	d->n_values = (uint16_t)pgread_int16(&r);
+	CHECK(d->n_values <= 8);
+	for (unsigned i = 0; i < d->n_values; i++) {
+		d->lens[i] = pgread_int32(&r);
+		d->values[i] = d->lens[i] > 0 ? pgread_bytes(&r, (size_t)d->lens[i]) : NULL;
+	}
+	d->n_results = (uint16_t)pgread_int16(&r);
+	CHECK(d->n_results == 1 && pgread_int16(&r) == 1);
+	CHECK(pgread_at_end(&r));
+}
+
+static void test_bind(void)
+{
+	struct uuidv7_gen gen;
+	uuidv7_init_with(&gen, frozen_clock, NULL, zero_random, NULL);
+	struct pgbuf in, out;
+	pgbuf_init(&in);
+	pgbuf_init(&out);
+	struct rewrite_ext_error err;
+	struct decoded_bind d;
+	const char *values[] = { "1", NULL };
+
+	/* no format codes: all text, ours too */
+	make_bind(&in, "s", NULL, 0, values, 2);
+	CHECK(rewrite_ext_bind(in.data, in.len, 2, 1, &gen, &out, &err) == REWRITE_BIND_OK);
+	decode_bind(&out, &d);
+	CHECK(d.n_formats == 0 && d.n_values == 3);
+	CHECK(d.lens[0] == 1 && memcmp(d.values[0], "1", 1) == 0 && d.lens[1] == -1);
+	CHECK(d.lens[2] == 36 && memcmp(d.values[2], "018bcfe5-6800-7000-8000-000000000000", 36) == 0);
+
+	/* one code for all: binary, ours too */
+	unsigned one_binary[] = { 1 };
+	make_bind(&in, "s", one_binary, 1, values, 2);
+	pgbuf_reset(&out);
+	CHECK(rewrite_ext_bind(in.data, in.len, 2, 2, &gen, &out, &err) == REWRITE_BIND_OK);
+	decode_bind(&out, &d);
+	CHECK(d.n_formats == 1 && d.formats[0] == 1 && d.n_values == 4);
+	CHECK(d.lens[2] == 16 && d.lens[3] == 16);
+	CHECK(d.values[2][0] == 0x01 && (d.values[2][6] >> 4) == 7 && memcmp(d.values[2], d.values[3], 16) < 0);
+
+	/* one code for all: text */
+	unsigned one_text[] = { 0 };
+	make_bind(&in, "s", one_text, 1, values, 1);
+	pgbuf_reset(&out);
+	CHECK(rewrite_ext_bind(in.data, in.len, 1, 1, &gen, &out, &err) == REWRITE_BIND_OK);
+	decode_bind(&out, &d);
+	CHECK(d.n_formats == 1 && d.formats[0] == 0 && d.n_values == 2 && d.lens[1] == 36);
+
+	/* one code per parameter: ours binary with a code of its own */
+	unsigned per_param[] = { 0, 1 };
+	make_bind(&in, "s", per_param, 2, values, 2);
+	pgbuf_reset(&out);
+	CHECK(rewrite_ext_bind(in.data, in.len, 2, 1, &gen, &out, &err) == REWRITE_BIND_OK);
+	decode_bind(&out, &d);
+	CHECK(d.n_formats == 3 && d.formats[0] == 0 && d.formats[1] == 1 && d.formats[2] == 1);
+	CHECK(d.n_values == 3 && d.lens[2] == 16);
+
+	/* a single unknown code is spelled out so the server still rejects it */
+	unsigned odd[] = { 7 };
+	make_bind(&in, "s", odd, 1, values, 2);
+	pgbuf_reset(&out);
+	CHECK(rewrite_ext_bind(in.data, in.len, 2, 1, &gen, &out, &err) == REWRITE_BIND_OK);
+	decode_bind(&out, &d);
+	CHECK(d.n_formats == 3 && d.formats[0] == 7 && d.formats[1] == 7 && d.formats[2] == 1);
+	make_bind(&in, "s", odd, 1, NULL, 0);
+	pgbuf_reset(&out);
+	CHECK(rewrite_ext_bind(in.data, in.len, 0, 1, &gen, &out, &err) == REWRITE_BIND_OK);
+	decode_bind(&out, &d);
+	CHECK(d.n_formats == 1 && d.formats[0] == 1 && d.n_values == 1 && d.lens[0] == 16);
+
+	/* the server's errors, with the counts the client knows */
+	make_bind(&in, "s", NULL, 0, values, 1);
+	pgbuf_reset(&out);
+	CHECK(rewrite_ext_bind(in.data, in.len, 2, 1, &gen, &out, &err) == REWRITE_BIND_ERROR);
+	CHECK(strcmp(err.sqlstate, "08P01") == 0);
+	CHECK(strcmp(err.message, "bind message supplies 1 parameters, but prepared statement \"s\" requires 2") == 0);
+	CHECK(out.len == 0);
+	unsigned three[] = { 0, 0, 0 };
+	make_bind(&in, "", three, 3, values, 2);
+	CHECK(rewrite_ext_bind(in.data, in.len, 2, 1, &gen, &out, &err) == REWRITE_BIND_ERROR);
+	CHECK(strcmp(err.message, "bind message has 3 parameter formats but 2 parameters") == 0);
+
+	/* every truncation and a trailing byte are rejected */
+	make_bind(&in, "s", per_param, 2, values, 2);
+	for (size_t n = 0; n < in.len; n++) {
+		pgbuf_reset(&out);
+		CHECK(rewrite_ext_bind(in.data, n, 2, 1, &gen, &out, &err) == REWRITE_BIND_ERROR);
+		CHECK(out.len == 0);
+	}
+	pgbuf_put_u8(&in, 0);
+	CHECK(rewrite_ext_bind(in.data, in.len, 2, 1, &gen, &out, &err) == REWRITE_BIND_ERROR);
+	CHECK(strcmp(err.message, "invalid message format") == 0);
+	/* a negative length other than -1 */
+	pgbuf_reset(&in);
+	pgbuf_put_str(&in, "");
+	pgbuf_put_str(&in, "");
+	put_u16(&in, 0);
+	put_u16(&in, 1);
+	pgbuf_put_int32(&in, -2);
+	put_u16(&in, 0);
+	CHECK(rewrite_ext_bind(in.data, in.len, 1, 1, &gen, &out, &err) == REWRITE_BIND_ERROR);
+
+	pgbuf_free(&in);
+	pgbuf_free(&out);
+}
+
+static void test_parse_message(void)
+{
+	struct pgbuf in, out;
+	pgbuf_init(&in);
+	pgbuf_init(&out);
+	pgbuf_put_str(&in, "s1");
+	pgbuf_put_str(&in, "INSERT INTO users (a, b) VALUES ($1, $3)");
+	put_u16(&in, 1);
+	pgbuf_put_int32(&in, 23);
+	struct rewrite_result res;
+	CHECK(rewrite_ext_parse(&default_session, in.data, in.len, &out, &res) == REWRITE_DONE);
+	CHECK(res.declared_params == 1 && res.orig_params == 3 && res.extra_params == 1);
+	CHECK(out.data[0] == 'P' && pg_get_u32(out.data + 1) == out.len - 1);
+	struct pgread r;
+	pgread_init(&r, out.data + 5, out.len - 5);
+	CHECK(strcmp(pgread_str(&r), "s1") == 0);
+	CHECK(strcmp(pgread_str(&r), "INSERT INTO users (a, b, uuid) VALUES ($1, $3, $4)") == 0);
+	CHECK(pgread_int16(&r) == 4);
+	CHECK(pgread_int32(&r) == 23);
+	CHECK(pgread_int32(&r) == 0);
+	CHECK(pgread_int32(&r) == 0);
+	CHECK(pgread_int32(&r) == 2950);
+	CHECK(pgread_at_end(&r));
+	rewrite_result_free(&res);
+
+	/* not rewritten, or malformed: nothing written */
+	pgbuf_reset(&in);
+	pgbuf_reset(&out);
+	pgbuf_put_str(&in, "");
+	pgbuf_put_str(&in, "SELECT 1");
+	put_u16(&in, 0);
+	CHECK(rewrite_ext_parse(&default_session, in.data, in.len, &out, &res) == REWRITE_PASS);
+	pgbuf_reset(&in);
+	pgbuf_put_str(&in, "");
+	pgbuf_put_str(&in, "INSERT INTO users (a) VALUES (1)");
+	put_u16(&in, 2);
+	pgbuf_put_int32(&in, 23);
+	CHECK(rewrite_ext_parse(&default_session, in.data, in.len, &out, &res) == REWRITE_PASS);
+	CHECK(out.len == 0);
+	pgbuf_free(&in);
+	pgbuf_free(&out);
+}
+
+static void test_param_desc_and_errors(void)
+{
+	struct pgbuf in, out;
+	pgbuf_init(&in);
+	pgbuf_init(&out);
+	put_u16(&in, 3);
+	pgbuf_put_int32(&in, 23);
+	pgbuf_put_int32(&in, 25);
+	pgbuf_put_int32(&in, 2950);
+	CHECK(rewrite_ext_param_desc(in.data, in.len, 1, &out));
+	CHECK(out.len == 5 + 2 + 8 && out.data[0] == 't' && pg_get_u32(out.data + 1) == 14);
+	CHECK(pg_get_u16(out.data + 5) == 2 && pg_get_u32(out.data + 11) == 25);
+	pgbuf_reset(&out);
+	CHECK(!rewrite_ext_param_desc(in.data, in.len, 4, &out));
+	CHECK(!rewrite_ext_param_desc(in.data, in.len - 1, 1, &out));
+	CHECK(out.len == 0);
+
+	/* an error at the position of x in the rewritten text */
+	struct uuidv7_gen gen;
+	uuidv7_init_with(&gen, frozen_clock, NULL, zero_random, NULL);
+	struct rewrite_result res;
+	const char *sql = "INSERT INTO users (a) VALUES (1) RETURNING x";
+	CHECK(rewrite_query(&default_session, &gen, sql, &res) == REWRITE_DONE);
+	char pos[16];
+	snprintf(pos, sizeof(pos), "%u", char_pos(res.sql, "x"));
+	pgbuf_reset(&in);
+	pgbuf_put_u8(&in, 'S');
+	pgbuf_put_str(&in, "ERROR");
+	pgbuf_put_u8(&in, 'P');
+	pgbuf_put_str(&in, pos);
+	pgbuf_put_u8(&in, 'M');
+	pgbuf_put_str(&in, "column \"x\" does not exist");
+	pgbuf_put_u8(&in, 0);
+	pgbuf_reset(&out);
+	CHECK(rewrite_ext_error_position('E', in.data, in.len, &res.posmap, &out));
+	CHECK(out.data[0] == 'E' && pg_get_u32(out.data + 1) == out.len - 1);
+	struct pg_fields {
+		const char *severity, *position, *message;
+	} f;
+	struct pgread r;
+	pgread_init(&r, out.data + 5, out.len - 5);
+	CHECK(pgread_u8(&r) == 'S' && (f.severity = pgread_str(&r)) && strcmp(f.severity, "ERROR") == 0);
+	CHECK(pgread_u8(&r) == 'P' && (f.position = pgread_str(&r)) && strcmp(f.position, "44") == 0);
+	CHECK(pgread_u8(&r) == 'M' && (f.message = pgread_str(&r)));
+	CHECK(pgread_u8(&r) == 0 && pgread_at_end(&r));
+	for (size_t n = 0; n < in.len; n++) {
+		pgbuf_reset(&out);
+		CHECK(!rewrite_ext_error_position('E', in.data, n, &res.posmap, &out));
+		CHECK(out.len == 0);
+	}
+	rewrite_result_free(&res);
+	pgbuf_free(&in);
+	pgbuf_free(&out);
+}
+
 int main(void)
 {
 	test_prefilter();
@@ -364,6 +624,9 @@ int main(void)
 	test_session_conditions();
 	test_parse_table();
 	test_positions();
+	test_bind();
+	test_parse_message();
+	test_param_desc_and_errors();
 	pg_query_exit();
 	printf("ok\n");
 	return 0;
