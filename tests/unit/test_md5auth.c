@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "authmsg.h"
 #include "md5auth.h"
+#include "message.h"
 
 static int failures;
 
@@ -89,12 +91,38 @@ static void test_check(void)
 	CHECK(!md5auth_check("", "dave", salt_a, empty_response));
 }
 
+/* Challenge and answer through the wire envelopes, as the proxy would send
+ * and receive them on both of its sides. */
+static void test_wire(void)
+{
+	struct pgbuf b;
+	struct authmsg_request req;
+	char response[MD5AUTH_LEN + 1];
+	const char *password;
+
+	pgbuf_init(&b);
+	authmsg_put_md5_request(&b, salt_b);
+	CHECK(b.len == 13 && b.data[0] == 'R');
+	CHECK(authmsg_parse_request(b.data + 5, b.len - 5, &req) && req.code == PG_AUTH_MD5);
+	CHECK(md5auth_response(PG_MD5_SECRET, "dave", req.md5_salt, response));
+	pgbuf_reset(&b);
+	authmsg_put_password(&b, response);
+	CHECK(b.data[0] == 'p');
+	CHECK(authmsg_parse_password(b.data + 5, b.len - 5, &password));
+	CHECK(md5auth_check("secret", "dave", salt_b, password));
+	pgbuf_reset(&b);
+	authmsg_put_cleartext_request(&b);
+	CHECK(authmsg_parse_request(b.data + 5, b.len - 5, &req) && req.code == PG_AUTH_CLEARTEXT);
+	pgbuf_free(&b);
+}
+
 int main(void)
 {
 	test_hash();
 	test_response();
 	test_is_secret();
 	test_check();
+	test_wire();
 	if (failures) {
 		fprintf(stderr, "%d check(s) failed\n", failures);
 		return 1;

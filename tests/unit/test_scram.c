@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authmsg.h"
+#include "message.h"
 #include "pgbuf.h"
 #include "scram.h"
 
@@ -569,6 +571,139 @@ static void test_server_final_cases(void)
 	scram_client_free(cl);
 }
 
+
+/* Checks b holds exactly one message of the given type; returns its body. */
+static const uint8_t *one_message(const struct pgbuf *b, char type, size_t *body_len)
+{
+	uint8_t got_type = 0;
+	uint32_t total = 0;
+	if (pgmsg_header(b->data, b->len, PG_PRE_AUTH_MAX_MESSAGE, &got_type, &total) != PGMSG_OK ||
+	    got_type != (uint8_t)type || total != b->len) {
+		failures++;
+		fprintf(stderr, "expected one '%c' message\n", type);
+		*body_len = 0;
+		return b->data;
+	}
+	*body_len = b->len - PG_HEADER_LEN;
+	return b->data + PG_HEADER_LEN;
+}
+
+/* The whole login as bytes on the wire: the proxy's server side facing a
+ * client built from the proxy's client side, through the authmsg envelopes. */
+static void test_wire_exchange(void)
+{
+	static const char *const mechs[] = { SCRAM_MECHANISM };
+	struct scram_secret sec;
+	struct pgbuf wire, payload;
+	struct authmsg_request req;
+	const uint8_t *body, *data;
+	const char *mech;
+	size_t body_len, data_len;
+
+	CHECK(scram_parse_secret(pg_secrets[0].secret, &sec));
+	struct scram_server *sv = scram_server_begin(&sec);
+	struct scram_client *cl = scram_client_begin_password(pg_secrets[0].password);
+	pgbuf_init(&wire);
+	pgbuf_init(&payload);
+
+	authmsg_put_sasl(&wire, mechs, 1);
+	body = one_message(&wire, 'R', &body_len);
+	CHECK(authmsg_parse_request(body, body_len, &req) && req.code == PG_AUTH_SASL &&
+	      req.offers_scram);
+
+	CHECK(scram_client_first(cl, &payload) == SCRAM_OK);
+	pgbuf_reset(&wire);
+	authmsg_put_sasl_initial(&wire, SCRAM_MECHANISM, payload.data, payload.len);
+	body = one_message(&wire, 'p', &body_len);
+	CHECK(authmsg_parse_sasl_initial(body, body_len, &mech, &data, &data_len));
+	CHECK(strcmp(mech, SCRAM_MECHANISM) == 0);
+
+	pgbuf_reset(&payload);
+	CHECK(scram_server_handle_client_first(sv, data, data_len, &payload, err, sizeof(err)) ==
+	      SCRAM_OK);
+	pgbuf_reset(&wire);
+	authmsg_put_sasl_continue(&wire, payload.data, payload.len);
+	body = one_message(&wire, 'R', &body_len);
+	CHECK(authmsg_parse_request(body, body_len, &req) && req.code == PG_AUTH_SASL_CONTINUE);
+
+	pgbuf_reset(&payload);
+	CHECK(scram_client_handle_server_first(cl, req.data, req.data_len, &payload, err,
+	                                       sizeof(err)) == SCRAM_OK);
+	pgbuf_reset(&wire);
+	authmsg_put_sasl_response(&wire, payload.data, payload.len);
+	body = one_message(&wire, 'p', &body_len);
+	CHECK(authmsg_parse_sasl_response(body, body_len, &data, &data_len));
+
+	pgbuf_reset(&payload);
+	CHECK(scram_server_handle_client_final(sv, data, data_len, &payload, err, sizeof(err)) ==
+	      SCRAM_OK);
+	pgbuf_reset(&wire);
+	authmsg_put_sasl_final(&wire, payload.data, payload.len);
+	body = one_message(&wire, 'R', &body_len);
+	CHECK(authmsg_parse_request(body, body_len, &req) && req.code == PG_AUTH_SASL_FINAL);
+	CHECK(scram_client_verify_server_final(cl, req.data, req.data_len, err, sizeof(err)) ==
+	      SCRAM_OK);
+
+	pgbuf_free(&wire);
+	pgbuf_free(&payload);
+	scram_server_free(sv);
+	scram_client_free(cl);
+}
+
+static void test_authmsg_parsers(void)
+{
+	static const struct {
+		const char *body;
+		size_t len;
+		bool ok;
+	} requests[] = {
+		{ "\0\0\0\0", 4, true },                       /* AuthenticationOk */
+		{ "\0\0\0\0x", 5, false },
+		{ "\0\0\0\3", 4, true },                       /* cleartext */
+		{ "\0\0\0\5\1\2\3\4", 8, true },              /* md5 + salt */
+		{ "\0\0\0\5\1\2\3", 7, false },
+		{ "\0\0\0\5\1\2\3\4\5", 9, false },
+		{ "\0\0\0\12SCRAM-SHA-256\0\0", 19, true },
+		{ "\0\0\0\12SCRAM-SHA-256\0", 18, false },   /* no terminator */
+		{ "\0\0\0\12SCRAM-SHA-256", 17, false },
+		{ "\0\0\0\12\0x", 6, false },                 /* bytes after the list */
+		{ "\0\0\0\13", 4, false },                     /* SASLContinue, no data */
+		{ "\0\0\0\14v=x", 7, true },
+		{ "\0\0\0\7", 4, true },                       /* GSS: code only */
+		{ "\0\0\0", 3, false },
+		{ "", 0, false },
+	};
+	struct authmsg_request req;
+	for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++) {
+		if (authmsg_parse_request((const uint8_t *)requests[i].body, requests[i].len, &req) !=
+		    requests[i].ok) {
+			fprintf(stderr, "auth request case %zu\n", i);
+			failures++;
+		}
+	}
+	CHECK(authmsg_parse_request(u8("\0\0\0\5\1\2\3\4"), 8, &req) &&
+	      memcmp(req.md5_salt, "\1\2\3\4", 4) == 0);
+	CHECK(authmsg_parse_request(u8("\0\0\0\12OTHER\0\0"), 11, &req) && !req.offers_scram);
+
+	const char *s, *mech;
+	const uint8_t *data;
+	size_t n;
+	CHECK(authmsg_parse_password(u8("pw"), 3, &s) && strcmp(s, "pw") == 0);
+	CHECK(!authmsg_parse_password(u8("pw"), 2, &s));
+	CHECK(!authmsg_parse_password(u8("pw\0x"), 4, &s));
+	CHECK(!authmsg_parse_password(u8(""), 0, &s));
+	CHECK(authmsg_parse_sasl_initial(u8("M\0\xff\xff\xff\xff"), 6, &mech, &data, &n) &&
+	      data == NULL && n == 0);
+	CHECK(authmsg_parse_sasl_initial(u8("M\0\0\0\0\2ab"), 8, &mech, &data, &n) && n == 2);
+	CHECK(!authmsg_parse_sasl_initial(u8("M\0\0\0\0\3ab"), 8, &mech, &data, &n));
+	CHECK(!authmsg_parse_sasl_initial(u8("M\0\0\0\0\1ab"), 8, &mech, &data, &n));
+	CHECK(!authmsg_parse_sasl_initial(u8("M\0\xff\xff\xff\xfe"), 6, &mech, &data, &n));
+	CHECK(!authmsg_parse_sasl_initial(u8("M\0\x7f\xff\xff\xff"), 6, &mech, &data, &n));
+	CHECK(!authmsg_parse_sasl_initial(u8("M\0\0\0"), 4, &mech, &data, &n));
+	CHECK(!authmsg_parse_sasl_initial(u8("M"), 1, &mech, &data, &n));
+	CHECK(!authmsg_parse_sasl_response(u8(""), 0, &data, &n));
+}
+
 static void test_saslprep(void)
 {
 	static const struct {
@@ -658,6 +793,14 @@ static void test_random_inputs(void)
 		struct scram_secret sec;
 		(void)scram_parse_secret(text, &sec);
 		free(scram_saslprep(text));
+
+		struct authmsg_request req;
+		const char *str;
+		const uint8_t *data;
+		size_t data_len;
+		(void)authmsg_parse_request(buf, n, &req);
+		(void)authmsg_parse_password(buf, n, &str);
+		(void)authmsg_parse_sasl_initial(buf, n, &str, &data, &data_len);
 	}
 	pgbuf_free(&out);
 }
@@ -677,6 +820,8 @@ int main(void)
 	test_server_first_cases();
 	test_server_first_secret_mismatch();
 	test_server_final_cases();
+	test_wire_exchange();
+	test_authmsg_parsers();
 	test_saslprep();
 	test_sqlstates();
 	test_random_inputs();
