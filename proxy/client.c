@@ -10,6 +10,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "auth.h"
+#include "authmsg.h"
 #include "cancel.h"
 #include "log.h"
 #include "message.h"
@@ -56,6 +58,10 @@ struct client {
 	int last_auth_request;
 	bool server_offered_plus;
 	uint8_t tx_status;
+	bool proxy_auth;                 /* uuidgate authenticated the client and logs in for it */
+	struct client_auth *cauth;
+	struct server_auth *sauth;
+	char *secret;
 	struct relay c2s;
 	struct relay s2c;
 	struct timeval started;
@@ -63,10 +69,11 @@ struct client {
 
 static void on_client_stream(struct stream *s, enum stream_event ev, void *arg);
 static void on_server_stream(struct stream *s, enum stream_event ev, void *arg);
+static void begin_client_auth(struct client *c);
 
 const char *client_state_name(enum client_state s)
 {
-	static const char *const names[] = { "peek", "tls_handshake", "startup", "server_wait",
+	static const char *const names[] = { "peek", "tls_handshake", "startup", "auth", "server_wait",
 					     "login", "active", "closing" };
 	return names[s];
 }
@@ -121,6 +128,11 @@ static void client_free(struct client *c)
 		event_free(c->close_timer);
 	if (c->have_startup)
 		startup_free(&c->startup);
+	client_auth_free(c->cauth);
+	server_auth_free(c->sauth);
+	if (c->secret)
+		OPENSSL_cleanse(c->secret, strlen(c->secret));
+	free(c->secret);
 	free(c);
 	proxy_client_gone(px);
 }
@@ -264,6 +276,44 @@ static void forward_whole(struct evbuffer *in, struct stream *to, long total)
 	evbuffer_remove_buffer(in, stream_output(to), (size_t)total);
 }
 
+static void send_to_server(struct client *c, const struct pgbuf *b)
+{
+	if (!c->ss || pgbuf_failed(b))
+		return;
+	evbuffer_add(stream_output(c->ss), b->data, b->len);
+	stream_flush(c->ss);
+}
+
+/* With proxy-side authentication the server's challenge is answered by
+ * uuidgate with the stored secret; the client only sees AuthenticationOk. */
+static bool answer_server_auth(struct client *c, const uint8_t *msg, long total)
+{
+	char err[300];
+	struct pgbuf out;
+	if (!c->sauth && !(c->sauth = server_auth_new(user_of(c), c->secret, c->cauth))) {
+		fail_client(c, SQLSTATE_INTERNAL_ERROR, "out of memory", NULL);
+		return false;
+	}
+	pgbuf_init(&out);
+	enum auth_result rc = server_auth_step(c->sauth, msg + PG_HEADER_LEN, (size_t)total - PG_HEADER_LEN,
+					       &out, err, sizeof(err));
+	evbuffer_drain(stream_input(c->ss), (size_t)total);
+	if (rc == AUTH_CONTINUE) {
+		send_to_server(c, &out);
+	} else if (rc == AUTH_DONE) {
+		pgbuf_reset(&out);
+		pgmsg_put_auth_ok(&out);
+		send_to_client(c, &out);
+	}
+	pgbuf_free(&out);
+	if (rc == AUTH_FAILED) {
+		log_event(LOG_WARNING, "server_login_failed", c->id, c->addr, "user", user_of(c), "msg", err, LOG_KV_END);
+		fail_client(c, SQLSTATE_INVALID_AUTHORIZATION, err, NULL);
+		return false;
+	}
+	return true;
+}
+
 static bool login_auth_request(struct client *c, const uint8_t *msg, long total)
 {
 	struct pgread r;
@@ -274,6 +324,8 @@ static bool login_auth_request(struct client *c, const uint8_t *msg, long total)
 		return false;
 	}
 	c->last_auth_request = code;
+	if (c->proxy_auth)
+		return answer_server_auth(c, msg, total);
 	if (code != PG_AUTH_SASL) {
 		forward_whole(stream_input(c->ss), c->cs, total);
 		return true;
@@ -445,7 +497,7 @@ static void login_from_client(struct client *c)
 			client_close(c, "client terminated during login");
 			return;
 		}
-		if (type != 'p') {
+		if (type != 'p' || c->proxy_auth) {
 			char text[96];
 			snprintf(text, sizeof(text), "expected a password response, got message type %d", type);
 			fail_client(c, SQLSTATE_PROTOCOL_VIOLATION, text, NULL);
@@ -585,7 +637,88 @@ static void startup_message(struct client *c)
 	c->px->nclients++;
 	negotiate_protocol(c);
 	log_event(LOG_DEBUG, "startup", c->id, c->addr, "user", user_of(c), "db", database_of(c), LOG_KV_END);
+	if (c->px->cfg->auth_type == AUTH_PASSTHROUGH)
+		connect_server(c);
+	else
+		begin_client_auth(c);
+}
+
+static void client_authenticated(struct client *c)
+{
+	c->proxy_auth = true;
+	log_event(LOG_DEBUG, "client_authenticated", c->id, c->addr, "user", user_of(c), LOG_KV_END);
 	connect_server(c);
+}
+
+static void auth_failed(struct client *c, const char *sqlstate, const char *err)
+{
+	c->px->stats.login_failures++;
+	log_event(LOG_INFO, "login_failed", c->id, c->addr, "user", user_of(c), "db", database_of(c),
+		  "sqlstate", sqlstate, "msg", err, LOG_KV_END);
+	fail_client(c, sqlstate, err, NULL);
+}
+
+static enum authfile_method configured_method(const struct ug_config *cfg)
+{
+	switch (cfg->auth_type) {
+	case AUTH_TRUST: return AUTHFILE_METHOD_TRUST;
+	case AUTH_MD5: return AUTHFILE_METHOD_MD5;
+	default: return AUTHFILE_METHOD_SCRAM;
+	}
+}
+
+static void begin_client_auth(struct client *c)
+{
+	const char *secret = proxy_user_secret(c->px, user_of(c));
+	const char *sqlstate = NULL;
+	char err[300] = "";
+	struct pgbuf out;
+	if (secret && !(c->secret = strdup(secret))) {
+		fail_client(c, SQLSTATE_INTERNAL_ERROR, "out of memory", NULL);
+		return;
+	}
+	pgbuf_init(&out);
+	c->state = CL_AUTH;
+	enum auth_result rc = client_auth_begin(&c->cauth, user_of(c), secret, configured_method(c->px->cfg),
+						c->px->scram_mock_key, &out, &sqlstate, err, sizeof(err));
+	send_to_client(c, &out);
+	pgbuf_free(&out);
+	if (rc == AUTH_DONE)
+		client_authenticated(c);
+	else if (rc == AUTH_FAILED)
+		auth_failed(c, sqlstate, err);
+}
+
+static void auth_from_client(struct client *c)
+{
+	struct evbuffer *in = stream_input(c->cs);
+	while (c->state == CL_AUTH) {
+		uint8_t type, *msg = NULL;
+		enum relay_status st;
+		long total = relay_peek_message(in, PG_PRE_AUTH_MAX_MESSAGE, &type, &msg, &st);
+		if (total == 0)
+			return;
+		if (total < 0 || !msg || type != 'p') {
+			if (type == 'X' && total > 0)
+				client_close(c, "client terminated during login");
+			else
+				fail_client(c, SQLSTATE_PROTOCOL_VIOLATION, "expected a password response", NULL);
+			return;
+		}
+		const char *sqlstate = NULL;
+		char err[300] = "";
+		struct pgbuf out;
+		pgbuf_init(&out);
+		enum auth_result rc = client_auth_step(c->cauth, msg + PG_HEADER_LEN, (size_t)total - PG_HEADER_LEN,
+						       &out, &sqlstate, err, sizeof(err));
+		evbuffer_drain(in, (size_t)total);
+		send_to_client(c, &out);
+		pgbuf_free(&out);
+		if (rc == AUTH_DONE)
+			client_authenticated(c);
+		else if (rc == AUTH_FAILED)
+			auth_failed(c, sqlstate, err);
+	}
 }
 
 static void upgrade_to_tls(struct client *c)
@@ -697,6 +830,8 @@ static void on_client_stream(struct stream *s, enum stream_event ev, void *arg)
 	case STREAM_READ:
 		if (c->state == CL_STARTUP)
 			handle_startup_input(c);
+		else if (c->state == CL_AUTH)
+			auth_from_client(c);
 		else if (c->state == CL_LOGIN)
 			login_from_client(c);
 		else if (c->state == CL_ACTIVE)

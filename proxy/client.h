@@ -14,6 +14,7 @@ enum client_state {
 	CL_PEEK,          /* waiting for the first byte: plain or direct TLS */
 	CL_TLS_HANDSHAKE,
 	CL_STARTUP,       /* reading SSLRequest / GSSENCRequest / CancelRequest / StartupMessage */
+	CL_AUTH,          /* uuidgate itself authenticating the client (auth_type other than passthrough) */
 	CL_SERVER_WAIT,   /* connecting to the server */
 	CL_LOGIN,         /* authentication relayed between client and server */
 	CL_ACTIVE,        /* logged in: messages relayed both ways */

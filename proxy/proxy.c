@@ -5,17 +5,65 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/rand.h>
 
 #include <event2/dns.h>
 
 #include "build_config.h"
 
+#include "authfile.h"
 #include "client.h"
 #include "listener.h"
 #include "log.h"
 #include "message.h"
 #include "tls.h"
+
+/* Reads and parses auth_file; the users loaded before stay in force when
+ * the new file is broken. */
+static bool load_auth_file(struct proxy *px, char *err, size_t errlen)
+{
+	const char *path = px->cfg->auth_file;
+	if (!*path) {
+		authfile_free(px->authfile);
+		px->authfile = NULL;
+		return true;
+	}
+	FILE *f = fopen(path, "r");
+	struct stat st;
+	if (!f || fstat(fileno(f), &st) != 0) {
+		snprintf(err, errlen, "auth_file: cannot read %s: %s", path, strerror(errno));
+		if (f)
+			fclose(f);
+		return false;
+	}
+	if (st.st_mode & (S_IROTH | S_IWOTH))
+		log_event(LOG_WARNING, "auth_file_permissions", 0, NULL, "path", path, "msg",
+			  "auth_file is readable by other users; chmod 600 it", LOG_KV_END);
+	size_t cap = (size_t)st.st_size + 1, len = 0;
+	char *buf = malloc(cap);
+	if (buf)
+		len = fread(buf, 1, cap - 1, f);
+	fclose(f);
+	struct authfile *af = NULL;
+	char perr[256] = "";
+	enum authfile_status rc = buf ? authfile_parse(buf, len, &af, perr, sizeof(perr)) : AUTHFILE_NO_MEMORY;
+	free(buf);
+	if (rc != AUTHFILE_OK) {
+		snprintf(err, errlen, "auth_file %s: %s", path, rc == AUTHFILE_SYNTAX ? perr : "out of memory");
+		return false;
+	}
+	authfile_free(px->authfile);
+	px->authfile = af;
+	return true;
+}
+
+const char *proxy_user_secret(struct proxy *px, const char *user)
+{
+	return px->authfile ? authfile_lookup(px->authfile, user) : NULL;
+}
 
 static void check_shutdown_done(struct proxy *px)
 {
@@ -107,6 +155,8 @@ static void reload(struct proxy *px)
 	}
 	if (!log_reconfigure(px->cfg, err, sizeof(err)))
 		log_event(LOG_ERROR, "reload_failed", 0, NULL, "msg", err, LOG_KV_END);
+	if (!load_auth_file(px, err, sizeof(err)))
+		log_event(LOG_ERROR, "reload_failed", 0, NULL, "msg", err, LOG_KV_END);
 	log_event(LOG_INFO, "reloaded", 0, NULL, "needs_restart", not_reloaded, LOG_KV_END);
 }
 
@@ -181,6 +231,9 @@ struct proxy *proxy_new(struct ug_config *cfg, const char *config_path, char *er
 	if (cfg->client_tls_sslmode != TLS_DISABLE &&
 	    !(px->client_tls = tls_client_facing_ctx(cfg, err, errlen)))
 		goto fail;
+	if (!load_auth_file(px, err, errlen))
+		goto fail;
+	RAND_bytes(px->scram_mock_key, sizeof(px->scram_mock_key));
 	if (!install_signals(px)) {
 		snprintf(err, errlen, "cannot install signal handlers");
 		goto fail;
@@ -220,6 +273,7 @@ void proxy_free(struct proxy *px)
 	if (px->cfg && *px->cfg->pidfile)
 		unlink(px->cfg->pidfile);
 	upstream_free(px->upstream);
+	authfile_free(px->authfile);
 	if (px->client_tls)
 		SSL_CTX_free(px->client_tls);
 	if (px->dns)

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "upstream.h"
 
+struct authfile;
 struct client;
 struct evdns_base;
 
@@ -47,11 +48,16 @@ struct proxy {
 	struct event *signals[5];
 	struct event *shutdown_timer;
 	struct proxy_stats stats;
+	struct authfile *authfile;          /* NULL when auth_file is not set */
+	uint8_t scram_mock_key[32];         /* fake salts for unknown users */
 };
 
 struct proxy *proxy_new(struct ug_config *cfg, const char *config_path, char *err, size_t errlen);
 int proxy_run(struct proxy *px);
 void proxy_free(struct proxy *px);
+
+/* The stored secret for user from auth_file, or NULL. */
+const char *proxy_user_secret(struct proxy *px, const char *user);
 
 /* Called by the client code when a connection is gone, to finish a shutdown. */
 void proxy_client_gone(struct proxy *px);
