@@ -36,3 +36,62 @@ def uuidgate_factory(pg):
 @pytest.fixture
 def proxy(uuidgate_factory):
     return uuidgate_factory()
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """A CA and a server certificate for localhost and 127.0.0.1."""
+    from harness import make_certs
+    return make_certs(str(tmp_path_factory.mktemp("certs")))
+
+
+AUTH_ROLES = {
+    # role: (pg_hba method, password)
+    "u_trust": ("trust", None),
+    "u_password": ("password", "pw-cleartext"),
+    "u_md5": ("md5", "pw-md5"),
+    "u_scram": ("scram-sha-256", "pw-scram"),
+}
+
+
+def auth_hba_lines(host_kind="host"):
+    lines = ["local all all trust", f"{host_kind} all postgres 127.0.0.1/32 trust"]
+    lines += [f"{host_kind} all {role} 127.0.0.1/32 {method}" for role, (method, _) in AUTH_ROLES.items()]
+    return lines
+
+
+def create_auth_roles(server):
+    """One role per authentication method; u_md5's password is stored as md5
+    so that the server really runs the md5 exchange."""
+    for role, (method, password) in AUTH_ROLES.items():
+        enc = "md5" if method == "md5" else "scram-sha-256"
+        pw = f"PASSWORD '{password}'" if password else ""
+        server.sql(f"SET password_encryption = '{enc}'; CREATE ROLE {role} LOGIN {pw}")
+
+
+@pytest.fixture(scope="session")
+def pg_auth():
+    """A cluster whose pg_hba.conf picks the authentication method by role:
+    trust, password (cleartext), md5 and scram-sha-256."""
+    server = PgServer(hba=auth_hba_lines()).init().start()
+    create_auth_roles(server)
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="module")
+def module_uuidgate_factory():
+    """Like uuidgate_factory, but the proxies live for the whole module, for
+    tests that can share one; `upstream` is required."""
+    started = []
+
+    def make(upstream, settings=None, start=True, **kw):
+        gate = Uuidgate(upstream, settings=settings, **kw)
+        started.append(gate)
+        if start:
+            gate.start()
+        return gate
+
+    yield make
+    for gate in started:
+        gate.stop()

@@ -16,8 +16,22 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD_DIR = os.environ.get("UUIDGATE_BUILD_DIR", os.path.join(ROOT, "build"))
-# The binary is build/uuidgate (the root meson.build defines it there).
-UUIDGATE_BIN = os.path.join(BUILD_DIR, "uuidgate")
+
+
+def find_uuidgate_binary(build_dir=BUILD_DIR):
+    """The uuidgate binary: $UUIDGATE_BIN, else build/uuidgate (where the root
+    meson.build puts it) or build/proxy/uuidgate (where it used to be built);
+    when both exist, the one built last wins, so a stale leftover is never used."""
+    if os.environ.get("UUIDGATE_BIN"):
+        return os.environ["UUIDGATE_BIN"]
+    candidates = [os.path.join(build_dir, "uuidgate"), os.path.join(build_dir, "proxy", "uuidgate")]
+    present = [c for c in candidates if os.path.exists(c)]
+    if not present:
+        return candidates[0]
+    return max(present, key=os.path.getmtime)
+
+
+UUIDGATE_BIN = find_uuidgate_binary()
 
 
 def pg_bindir():
@@ -73,6 +87,33 @@ def give_to_postgres(path):
         os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
+def make_certs(directory, names=("localhost",), ips=("127.0.0.1",)):
+    """A private CA and a server certificate signed by it, made with the
+    openssl CLI. Returns a dict of paths: ca, ca_key, cert, key."""
+    os.makedirs(directory, exist_ok=True)
+    p = {k: os.path.join(directory, f) for k, f in
+         (("ca", "ca.crt"), ("ca_key", "ca.key"), ("cert", "server.crt"), ("key", "server.key"),
+          ("csr", "server.csr"), ("ext", "server.ext"))}
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=uuidgate test CA",
+        "-keyout", p["ca_key"], "-out", p["ca"])
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={names[0]}",
+        "-keyout", p["key"], "-out", p["csr"])
+    san = ",".join([f"DNS:{n}" for n in names] + [f"IP:{i}" for i in ips])
+    with open(p["ext"], "w") as f:
+        f.write(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", p["csr"], "-CA", p["ca"], "-CAkey", p["ca_key"], "-CAcreateserial",
+        "-days", "30", "-extfile", p["ext"], "-out", p["cert"])
+    for k in ("ca", "cert"):
+        os.chmod(p[k], 0o644)
+    os.chmod(directory, 0o755)
+    return p
+
+
 class PgServer:
     """One PostgreSQL cluster: initdb, configure, start, stop."""
 
@@ -108,6 +149,7 @@ class PgServer:
             "log_min_messages": "warning",
             "password_encryption": "'scram-sha-256'",
         }
+        conf.update(self.ssl_settings())
         conf.update(self.settings)
         with open(os.path.join(self.datadir, "postgresql.auto.conf"), "a") as f:
             for k, v in conf.items():
@@ -115,6 +157,21 @@ class PgServer:
         if self.hba is not None:
             self.write_hba(self.hba)
         return self
+
+    def ssl_settings(self):
+        """`ssl` is False or a dict with `cert` and `key` paths (PEM); they are
+        copied into the data directory, owned by postgres, mode 0600."""
+        if not self.ssl:
+            return {}
+        names = {}
+        for kind in ("cert", "key"):
+            dst = os.path.join(self.datadir, f"server.{kind}")
+            shutil.copyfile(self.ssl[kind], dst)
+            os.chmod(dst, 0o600)
+            give_to_postgres(dst)
+            names[kind] = dst
+        return {"ssl": "on", "ssl_cert_file": f"'{names['cert']}'",
+                "ssl_key_file": f"'{names['key']}'"}
 
     def write_hba(self, lines):
         path = os.path.join(self.datadir, "pg_hba.conf")
@@ -181,7 +238,8 @@ class Uuidgate:
         with open(self.config_path, "w") as f:
             f.write("[uuidgate]\n")
             for k, v in self.settings.items():
-                f.write(f"{k} = {v}\n")
+                if v is not None:
+                    f.write(f"{k} = {v}\n")
 
     def start(self, wait=True):
         self.write_config()
@@ -208,6 +266,34 @@ class Uuidgate:
         if self.proc:
             self._log.close()
         return self.proc.returncode if self.proc else None
+
+    def reload(self, **changes):
+        """Rewrites the config with `changes` (None removes a key) and sends SIGHUP."""
+        self.settings.update(changes)
+        self.write_config()
+        self.signal(signal.SIGHUP)
+
+    def wait(self, timeout=10):
+        """Waits for the process to exit; returns its exit status or None."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_for_log(self, needle, timeout=10.0, since=0):
+        """Waits until the log (from character `since`) contains `needle`;
+        returns the log text."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log()
+            if needle in text[since:]:
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} not logged within {timeout}s; log:\n{text[since:]}")
+            time.sleep(0.05)
 
     def log(self):
         try:
