@@ -1,0 +1,1 @@
+insert into public.users(name,email) values ('a','b'),('c','d') returning id

@@ -1,0 +1,1 @@
+INSERT INTO "Ü" (ä) VALUES (U&'\0041'), ('ö')

@@ -1,0 +1,1 @@
+SELECT 1; INSERT INTO t (a) VALUES ($1), ($2); insert into users (b) values (3),(4)

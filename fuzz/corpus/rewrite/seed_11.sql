@@ -1,0 +1,1 @@
+INSERT INTO t (a, uuid) VALUES (1, gen_random_uuid())

@@ -1,0 +1,1 @@
+PREPARE p(int) AS INSERT INTO t (a) VALUES ($1)

@@ -1,0 +1,1 @@
+INSERT INTO t (id, a[1], b.c) OVERRIDING SYSTEM VALUE VALUES (1, f(x, (y), DEFAULT), (1+2)*3)
