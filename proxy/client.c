@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "authmsg.h"
 #include "cancel.h"
+#include "gate.h"
 #include "log.h"
 #include "message.h"
 #include "net.h"
@@ -70,17 +71,37 @@ struct client {
 static void on_client_stream(struct stream *s, enum stream_event ev, void *arg);
 static void on_server_stream(struct stream *s, enum stream_event ev, void *arg);
 static void begin_client_auth(struct client *c);
+static void pass_gate(struct client *c);
 
 const char *client_state_name(enum client_state s)
 {
-	static const char *const names[] = { "peek", "tls_handshake", "startup", "auth", "server_wait",
-					     "login", "active", "closing" };
+	static const char *const names[] = { "peek", "tls_handshake", "startup", "auth", "gate",
+					     "server_wait", "login", "active", "closing" };
 	return names[s];
 }
 
 struct client *client_next(struct client *c)
 {
 	return c->next;
+}
+
+enum client_state client_get_state(const struct client *c)
+{
+	return c->state;
+}
+
+bool client_has_server(const struct client *c)
+{
+	return c->ss != NULL;
+}
+
+void client_traffic(const struct client *c, uint64_t *bytes_c2s, uint64_t *bytes_s2c,
+		    uint64_t *msgs_c2s, uint64_t *msgs_s2c)
+{
+	*bytes_c2s = c->c2s.bytes;
+	*bytes_s2c = c->s2c.bytes;
+	*msgs_c2s = c->c2s.messages;
+	*msgs_s2c = c->s2c.messages;
 }
 
 bool client_is_idle(const struct client *c)
@@ -107,6 +128,10 @@ static const char *database_of(const struct client *c)
 static void client_free(struct client *c)
 {
 	struct proxy *px = c->px;
+	px->stats.bytes_client_to_server += c->c2s.bytes;
+	px->stats.bytes_server_to_client += c->s2c.bytes;
+	px->stats.messages_client_to_server += c->c2s.messages;
+	px->stats.messages_server_to_client += c->s2c.messages;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -223,6 +248,7 @@ static void fail_client(struct client *c, const char *sqlstate, const char *mess
 		send_error(c, "FATAL", sqlstate, message, hint);
 	if (strcmp(sqlstate, SQLSTATE_PROTOCOL_VIOLATION) == 0)
 		c->px->stats.protocol_errors++;
+	proxy_count_error(c->px, sqlstate);
 	log_event(c->counted ? LOG_INFO : LOG_DEBUG, "client_error", c->id, c->addr, "sqlstate", sqlstate,
 		  "msg", message, LOG_KV_END);
 	client_close(c, message);
@@ -638,16 +664,63 @@ static void startup_message(struct client *c)
 	negotiate_protocol(c);
 	log_event(LOG_DEBUG, "startup", c->id, c->addr, "user", user_of(c), "db", database_of(c), LOG_KV_END);
 	if (c->px->cfg->auth_type == AUTH_PASSTHROUGH)
-		connect_server(c);
+		pass_gate(c);
 	else
 		begin_client_auth(c);
+}
+
+static void arm_timer(struct event *timer, int64_t ms)
+{
+	evtimer_del(timer);
+	if (ms > 0) {
+		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+		evtimer_add(timer, &tv);
+	}
+}
+
+static void refuse_at_gate(struct client *c)
+{
+	char text[600];
+	gate_describe(c->px->gate, text, sizeof(text));
+	fail_client(c, SQLSTATE_CANNOT_CONNECT_NOW, text,
+		    "retry in a moment; uuidgate opens the gate when the migration is complete");
+}
+
+/* While held, gate_timeout bounds the wait instead of client_login_timeout. */
+static void hold_at_gate(struct client *c)
+{
+	c->state = CL_GATE;
+	arm_timer(c->login_timer, c->px->cfg->gate_timeout_ms);
+	log_event(LOG_DEBUG, "client_held", c->id, c->addr, "user", user_of(c), "db", database_of(c), LOG_KV_END);
+}
+
+void client_gate_opened(struct client *c)
+{
+	if (c->state != CL_GATE)
+		return;
+	arm_timer(c->login_timer, c->px->cfg->client_login_timeout_ms);
+	connect_server(c);
+}
+
+static void pass_gate(struct client *c)
+{
+	struct gate *g = c->px->gate;
+	if (!gate_guards(g, database_of(c))) {
+		connect_server(c);
+		return;
+	}
+	bool refuse = c->px->cfg->gate_mode == GATE_MODE_REFUSE || gate_state(g) == GATE_NOT_APPLICABLE;
+	if (refuse)
+		refuse_at_gate(c);
+	else
+		hold_at_gate(c);
 }
 
 static void client_authenticated(struct client *c)
 {
 	c->proxy_auth = true;
 	log_event(LOG_DEBUG, "client_authenticated", c->id, c->addr, "user", user_of(c), LOG_KV_END);
-	connect_server(c);
+	pass_gate(c);
 }
 
 static void auth_failed(struct client *c, const char *sqlstate, const char *err)
@@ -907,6 +980,10 @@ static void on_login_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->state == CL_ACTIVE || c->state == CL_CLOSING)
 		return;
+	if (c->state == CL_GATE) {
+		refuse_at_gate(c);
+		return;
+	}
 	fail_client(c, SQLSTATE_CONNECTION_FAILURE, "login timed out (client_login_timeout)", NULL);
 }
 

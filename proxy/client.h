@@ -15,6 +15,7 @@ enum client_state {
 	CL_TLS_HANDSHAKE,
 	CL_STARTUP,       /* reading SSLRequest / GSSENCRequest / CancelRequest / StartupMessage */
 	CL_AUTH,          /* uuidgate itself authenticating the client (auth_type other than passthrough) */
+	CL_GATE,          /* held at the gate until the migration is complete */
 	CL_SERVER_WAIT,   /* connecting to the server */
 	CL_LOGIN,         /* authentication relayed between client and server */
 	CL_ACTIVE,        /* logged in: messages relayed both ways */
@@ -27,6 +28,14 @@ void client_accept(struct proxy *px, int fd, const struct sockaddr *addr, sockle
 void client_terminate(struct client *c, const char *sqlstate, const char *message);
 /* Idle: logged in, outside a transaction, nothing in flight. */
 bool client_is_idle(const struct client *c);
+/* The gate opened: a held client goes on to the server. */
+void client_gate_opened(struct client *c);
+/* For statistics: state, whether a server leg is open, relayed bytes and
+ * messages so far. */
+enum client_state client_get_state(const struct client *c);
+bool client_has_server(const struct client *c);
+void client_traffic(const struct client *c, uint64_t *bytes_c2s, uint64_t *bytes_s2c,
+                    uint64_t *msgs_c2s, uint64_t *msgs_s2c);
 /* At exit: frees every client without waiting for output to flush. */
 void client_free_all(struct proxy *px);
 struct client *client_next(struct client *c);

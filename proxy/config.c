@@ -25,6 +25,9 @@ static const char *const tls_modes[] = { "disable", "allow", "prefer", "require"
 					 "verify-full", NULL };
 static const char *const log_formats[] = { "logfmt", "json", NULL };
 static const char *const log_levels[] = { "debug", "info", "warning", "error", NULL };
+static const char *const gate_modes[] = { "hold", "refuse", "off", NULL };
+static const char *const not_applicable_actions[] = { "open", "refuse", NULL };
+static const char *const failure_actions[] = { "retry", "exit", "open", NULL };
 
 #define OFF(field) offsetof(struct ug_config, field)
 #define DAY_MS (24LL * 3600 * 1000)
@@ -94,6 +97,18 @@ static const struct config_key keys[] = {
 	  "write the process id here; empty for none" },
 	{ "migrate_on_start", KEY_BOOL, OFF(migrate_on_start), "yes", false, 0, 0, NULL,
 	  "apply PhoenixKit V40 to the upstream database at start" },
+	{ "migrate_repair", KEY_BOOL, OFF(migrate_repair), "no", true, 0, 0, NULL,
+	  "on a database already at version 40, complete tables that PhoenixKit's own V40 left incomplete" },
+	{ "gate_mode", KEY_ENUM, OFF(gate_mode), "hold", true, 0, 0, gate_modes,
+	  "while migrating: hold clients until done, refuse them (57P03), or let them through (off)" },
+	{ "gate_timeout", KEY_DURATION, OFF(gate_timeout_ms), "60s", true, 0, DAY_MS, NULL,
+	  "how long a held client waits before it is refused with 57P03" },
+	{ "on_not_applicable", KEY_ENUM, OFF(on_not_applicable), "open", true, 0, 0, not_applicable_actions,
+	  "when V40 does not apply (no PhoenixKit version marker, or below 39): open the gate or refuse" },
+	{ "on_migration_failure", KEY_ENUM, OFF(on_migration_failure), "retry", true, 0, 0, failure_actions,
+	  "when the migration fails: retry with backoff, exit non-zero, or open the gate anyway" },
+	{ "http_listen", KEY_STRING, OFF(http_listen), "", false, 0, 0, NULL,
+	  "ADDR:PORT for /livez, /readyz, /status and /metrics; empty disables" },
 	{ "migrate_upstream", KEY_STRING, OFF(migrate_upstream), "", true, 0, 0, NULL,
 	  "connection string for the migration (a role that owns the tables); empty: upstream" },
 	{ "migrate_prefix", KEY_STRING, OFF(migrate_prefix), "public", true, 0, 0, NULL,

@@ -12,6 +12,9 @@ enum auth_type { AUTH_PASSTHROUGH, AUTH_TRUST, AUTH_MD5, AUTH_SCRAM };
 enum tls_mode { TLS_DISABLE, TLS_ALLOW, TLS_PREFER, TLS_REQUIRE, TLS_VERIFY_CA, TLS_VERIFY_FULL };
 enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERROR };
+enum gate_mode { GATE_MODE_HOLD, GATE_MODE_REFUSE, GATE_MODE_OFF };
+enum on_not_applicable { NOT_APPLICABLE_OPEN, NOT_APPLICABLE_REFUSE };
+enum on_failure { ON_FAILURE_RETRY, ON_FAILURE_EXIT, ON_FAILURE_OPEN };
 
 struct ug_config {
 	char *upstream;
@@ -51,6 +54,12 @@ struct ug_config {
 	char *pidfile;
 
 	bool migrate_on_start;
+	bool migrate_repair;
+	int gate_mode;
+	int64_t gate_timeout_ms;
+	int on_not_applicable;
+	int on_migration_failure;
+	char *http_listen;
 	char *migrate_upstream;
 	char *migrate_prefix;
 	int64_t migrate_lock_timeout_ms;

@@ -16,9 +16,12 @@
 
 #include "authfile.h"
 #include "client.h"
+#include "gate.h"
+#include "http.h"
 #include "listener.h"
 #include "log.h"
 #include "message.h"
+#include "notify.h"
 #include "tls.h"
 
 /* Reads and parses auth_file; the users loaded before stay in force when
@@ -71,6 +74,45 @@ static void check_shutdown_done(struct proxy *px)
 		event_base_loopexit(px->base, NULL);
 }
 
+void proxy_exit(struct proxy *px, int code)
+{
+	px->exit_code = code;
+	event_base_loopexit(px->base, NULL);
+}
+
+void proxy_count_error(struct proxy *px, const char *sqlstate)
+{
+	for (int i = 0; i < PROXY_MAX_ERROR_CODES; i++) {
+		struct proxy_error_count *e = &px->errors[i];
+		if (!e->sqlstate[0])
+			snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate);
+		if (strcmp(e->sqlstate, sqlstate) == 0) {
+			e->count++;
+			return;
+		}
+	}
+}
+
+void proxy_gate_opened(struct proxy *px)
+{
+	struct client *c = px->clients, *next;
+	for (; c; c = next) {
+		next = client_next(c);
+		client_gate_opened(c);
+	}
+	char status[512];
+	gate_describe(px->gate, status, sizeof(status));
+	notify_ready(gate_state(px->gate) == GATE_READY ? "gate open: migration complete" : status);
+}
+
+void proxy_gate_progress(struct proxy *px)
+{
+	char status[512];
+	gate_describe(px->gate, status, sizeof(status));
+	/* Keep pushing systemd's start timeout out while the migration runs. */
+	notify_status(status, 60);
+}
+
 void proxy_client_gone(struct proxy *px)
 {
 	check_shutdown_done(px);
@@ -114,6 +156,8 @@ static void begin_shutdown(struct proxy *px, bool fast, const char *signame)
 	}
 	px->state = PROXY_SHUTTING_DOWN;
 	px->fast_shutdown = fast;
+	notify_stopping();
+	gate_request_stop(px->gate);
 	char clients[16];
 	snprintf(clients, sizeof(clients), "%d", px->nclients);
 	log_event(LOG_INFO, "shutdown", 0, NULL, "signal", signame, "mode", fast ? "fast" : "smart",
@@ -157,6 +201,7 @@ static void reload(struct proxy *px)
 		log_event(LOG_ERROR, "reload_failed", 0, NULL, "msg", err, LOG_KV_END);
 	if (!load_auth_file(px, err, sizeof(err)))
 		log_event(LOG_ERROR, "reload_failed", 0, NULL, "msg", err, LOG_KV_END);
+	gate_reload(px->gate);
 	log_event(LOG_INFO, "reloaded", 0, NULL, "needs_restart", not_reloaded, LOG_KV_END);
 }
 
@@ -240,6 +285,14 @@ struct proxy *proxy_new(struct ug_config *cfg, const char *config_path, char *er
 	}
 	if (!listener_open_all(px, err, errlen) || !write_pidfile(cfg->pidfile, err, errlen))
 		goto fail;
+	px->gate = gate_new(px);
+	if (!px->gate) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (*cfg->http_listen && !(px->http = http_start(px, cfg->http_listen, err, errlen)))
+		goto fail;
+	notify_init(px->base);
 	return px;
 fail:
 	proxy_free(px);
@@ -254,9 +307,10 @@ int proxy_run(struct proxy *px)
 	log_event(LOG_INFO, "listening", 0, NULL, "listen_addr", px->cfg->listen_addr, "port", port,
 		  "unix_socket", px->unix_socket_path, "upstream", upstream, "version", UUIDGATE_VERSION,
 		  LOG_KV_END);
+	gate_start(px->gate);
 	event_base_dispatch(px->base);
 	log_event(LOG_INFO, "stopped", 0, NULL, LOG_KV_END);
-	return 0;
+	return px->exit_code;
 }
 
 void proxy_free(struct proxy *px)
@@ -265,6 +319,9 @@ void proxy_free(struct proxy *px)
 		return;
 	client_free_all(px);
 	listener_close_all(px);
+	http_free(px->http);
+	gate_free(px->gate);
+	notify_free();
 	for (size_t i = 0; i < sizeof(px->signals) / sizeof(px->signals[0]); i++)
 		if (px->signals[i])
 			event_free(px->signals[i]);

@@ -14,6 +14,8 @@
 
 struct authfile;
 struct client;
+struct gate;
+struct http_server;
 struct evdns_base;
 
 enum proxy_state { PROXY_RUNNING, PROXY_SHUTTING_DOWN };
@@ -28,6 +30,15 @@ struct proxy_stats {
 	uint64_t protocol_errors;
 	uint64_t bytes_client_to_server;
 	uint64_t bytes_server_to_client;
+	uint64_t messages_client_to_server;
+	uint64_t messages_server_to_client;
+};
+
+/* Errors uuidgate itself sent to clients, by SQLSTATE. */
+#define PROXY_MAX_ERROR_CODES 32
+struct proxy_error_count {
+	char sqlstate[6];
+	uint64_t count;
 };
 
 struct proxy {
@@ -48,6 +59,10 @@ struct proxy {
 	struct event *signals[5];
 	struct event *shutdown_timer;
 	struct proxy_stats stats;
+	struct proxy_error_count errors[PROXY_MAX_ERROR_CODES];
+	struct gate *gate;
+	struct http_server *http;
+	int exit_code;
 	struct authfile *authfile;          /* NULL when auth_file is not set */
 	uint8_t scram_mock_key[32];         /* fake salts for unknown users */
 };
@@ -61,6 +76,14 @@ const char *proxy_user_secret(struct proxy *px, const char *user);
 
 /* Called by the client code when a connection is gone, to finish a shutdown. */
 void proxy_client_gone(struct proxy *px);
+/* The gate opened: held clients go on to the server. */
+void proxy_gate_opened(struct proxy *px);
+/* The migration made progress (for the service manager's status line). */
+void proxy_gate_progress(struct proxy *px);
+/* Leaves the event loop; the process exits with code. */
+void proxy_exit(struct proxy *px, int code);
+void proxy_count_error(struct proxy *px, const char *sqlstate);
+
 /* During a fast shutdown, closes c once its session has become idle. */
 void proxy_close_idle_if_draining(struct proxy *px, struct client *c);
 
