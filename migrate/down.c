@@ -1,0 +1,106 @@
+/* `migrate down`: version 40 -> 39, removing exactly what up added. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "coord.h"
+#include "engine.h"
+#include "exec.h"
+#include "mlog.h"
+#include "progress.h"
+
+/* From 40; or from 39 when an interrupted down (or up) left marked columns. */
+static bool down_applies(struct runner *r, const struct catalog *cat, char *reason, size_t len)
+{
+	char why[512];
+	if (engine_verdict(r, cat, why, sizeof(why)) == ENGINE_NOT_APPLICABLE) {
+		snprintf(reason, len, "%s", why);
+		return false;
+	}
+	if (cat->version == 40 || (cat->version == 39 && catalog_has_marks(cat)))
+		return true;
+	snprintf(reason, len, "down to 39 applies only at version 40 (found %d%s)", cat->version,
+		 cat->version == 39 ? ", and no column of uuidgate's is left" : "");
+	return false;
+}
+
+static bool down_tables(struct runner *r, struct catalog *cat, bool like_phoenixkit,
+			struct mg_error *err)
+{
+	int total = 0, done = 0;
+	for (int i = 0; i < CATALOG_TABLES; i++)
+		total += cat->tables[i].exists;
+	progress_phase(r->prog, MIGRATE_PHASE_MIGRATING);
+	for (int i = CATALOG_TABLES - 1; i >= 0; i--) {
+		struct table_state *t = &cat->tables[i];
+		struct step_list steps;
+		if (!t->exists)
+			continue;
+		progress_table(r->prog, t->name, done, total);
+		if (t->has_uuid && !like_phoenixkit && t->mark != CATALOG_MARK_IS_CREATED &&
+		    t->mark != CATALOG_MARK_IS_KEPT)
+			mlog_info(r->opt, "%s: uuid column not created or changed by uuidgate: kept",
+				  t->name);
+		steps_plan_down(r, t, like_phoenixkit, &steps);
+		bool ok = engine_run_steps(r, t, &steps, err);
+		steps_free(&steps);
+		if (!ok)
+			return false;
+		progress_table(r->prog, t->name, ++done, total);
+	}
+	return true;
+}
+
+static bool down_locked(struct runner *r, enum migrate_result *result, struct mg_error *err)
+{
+	struct catalog cat;
+	char reason[512];
+	if (!catalog_load(r, &cat, err))
+		return false;
+	bool ok = true;
+	if (!down_applies(r, &cat, reason, sizeof(reason))) {
+		*result = MIGRATE_RESULT_NOT_APPLICABLE;
+		progress_message(r->prog, "%s", reason);
+		catalog_free(&cat);
+		return true;
+	}
+	bool like_phoenixkit = !catalog_has_marks(&cat);
+	if (like_phoenixkit)
+		mlog_warn(r->opt, "no column carries uuidgate's mark: this database was migrated by"
+			  " PhoenixKit's own V40, so down behaves like PhoenixKit's: every uuid column and"
+			  " its index are dropped, including columns that existed before V40");
+	if (cat.version == 40) {
+		char *sql = steps_sql_stamp(r, "39");
+		progress_phase(r->prog, MIGRATE_PHASE_STAMPING);
+		ok = exec_locked(r, "phoenix_kit", "stamp version 39", sql, err);
+		free(sql);
+	}
+	ok = ok && down_tables(r, &cat, like_phoenixkit, err);
+	if (ok)
+		progress_message(r->prog, "down to version 39%s",
+				 like_phoenixkit ? " (as PhoenixKit's down)" : "");
+	catalog_free(&cat);
+	return ok;
+}
+
+bool down_run(struct runner *r, enum migrate_result *result, struct mg_error *err)
+{
+	struct catalog cat;
+	char reason[512];
+	*result = MIGRATE_RESULT_DONE;
+	if (!catalog_load(r, &cat, err))
+		return false;
+	progress_version(r->prog, cat.has_version ? cat.version : -1);
+	bool applies = down_applies(r, &cat, reason, sizeof(reason));
+	catalog_free(&cat);
+	if (!applies) {
+		*result = MIGRATE_RESULT_NOT_APPLICABLE;
+		progress_message(r->prog, "%s", reason);
+		return true;
+	}
+	bool ok = coord_acquire(r, &r->coord, err) && down_locked(r, result, err);
+	if (!ok && coord_lost(r->coord))
+		mg_error_set(err, "08006", true, "lost the migration lock's connection: stopped");
+	coord_release(r->coord);
+	r->coord = NULL;
+	return ok;
+}
