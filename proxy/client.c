@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "admin.h"
 #include "auth.h"
 #include "authmsg.h"
 #include "cancel.h"
@@ -60,6 +61,9 @@ struct client {
 	bool server_offered_plus;
 	uint8_t tx_status;
 	bool proxy_auth;                 /* uuidgate authenticated the client and logs in for it */
+	bool admin;                      /* an authenticated admin console session */
+	bool wants_admin;                /* authenticating for the admin console */
+	bool peer_same_uid;              /* Unix socket peer runs as uuidgate's own user */
 	struct client_auth *cauth;
 	struct server_auth *sauth;
 	char *secret;
@@ -69,14 +73,18 @@ struct client {
 };
 
 static void on_client_stream(struct stream *s, enum stream_event ev, void *arg);
+static const char *user_of(const struct client *c);
+static const char *database_of(const struct client *c);
 static void on_server_stream(struct stream *s, enum stream_event ev, void *arg);
 static void begin_client_auth(struct client *c);
 static void pass_gate(struct client *c);
+static void admin_login(struct client *c);
+static void auth_failed(struct client *c, const char *sqlstate, const char *err);
 
 const char *client_state_name(enum client_state s)
 {
 	static const char *const names[] = { "peek", "tls_handshake", "startup", "auth", "gate",
-					     "server_wait", "login", "active", "closing" };
+					     "server_wait", "login", "active", "admin", "closing" };
 	return names[s];
 }
 
@@ -93,6 +101,33 @@ enum client_state client_get_state(const struct client *c)
 bool client_has_server(const struct client *c)
 {
 	return c->ss != NULL;
+}
+
+void client_get_info(const struct client *c, struct client_info *out)
+{
+	struct timeval now, d;
+	gettimeofday(&now, NULL);
+	timersub(&now, &c->started, &d);
+	out->id = c->id;
+	out->addr = c->addr;
+	out->user = user_of(c);
+	out->database = c->have_startup ? database_of(c) : "";
+	out->state = c->state;
+	out->tls = c->cs && stream_is_tls(c->cs);
+	out->admin = c->admin;
+	out->connected_seconds = (double)d.tv_sec + (double)d.tv_usec / 1e6;
+	out->bytes_in = c->c2s.bytes;
+	out->bytes_out = c->s2c.bytes;
+	out->tx_status = (char)(c->state == CL_ACTIVE ? c->tx_status : 0);
+	out->server_pid = c->ss ? c->server_pid : 0;
+}
+
+struct client *client_find(struct proxy *px, uint64_t id)
+{
+	for (struct client *c = px->clients; c; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
 }
 
 void client_traffic(const struct client *c, uint64_t *bytes_c2s, uint64_t *bytes_s2c,
@@ -663,7 +698,9 @@ static void startup_message(struct client *c)
 	c->px->nclients++;
 	negotiate_protocol(c);
 	log_event(LOG_DEBUG, "startup", c->id, c->addr, "user", user_of(c), "db", database_of(c), LOG_KV_END);
-	if (c->px->cfg->auth_type == AUTH_PASSTHROUGH)
+	if (admin_is_console(database_of(c)))
+		admin_login(c);
+	else if (c->px->cfg->auth_type == AUTH_PASSTHROUGH)
 		pass_gate(c);
 	else
 		begin_client_auth(c);
@@ -709,18 +746,94 @@ static void pass_gate(struct client *c)
 		connect_server(c);
 		return;
 	}
-	bool refuse = c->px->cfg->gate_mode == GATE_MODE_REFUSE || gate_state(g) == GATE_NOT_APPLICABLE;
+	bool refuse = !c->px->paused &&
+		      (c->px->cfg->gate_mode == GATE_MODE_REFUSE || gate_state(g) == GATE_NOT_APPLICABLE);
 	if (refuse)
 		refuse_at_gate(c);
 	else
 		hold_at_gate(c);
 }
 
+static void admin_start(struct client *c)
+{
+	struct pgbuf out;
+	c->admin = true;
+	c->state = CL_ADMIN;
+	evtimer_del(c->login_timer);
+	new_cancel_key(c);
+	pgbuf_init(&out);
+	admin_put_welcome(&out, user_of(c), c->key_pid, c->key_secret);
+	send_to_client(c, &out);
+	pgbuf_free(&out);
+	log_event(LOG_INFO, "admin_login", c->id, c->addr, "user", user_of(c), LOG_KV_END);
+}
+
+/* Same-user peers on the Unix socket are trusted (they could read the
+ * configuration anyway); everyone else must be in admin_users and prove it
+ * against auth_file. */
+static void admin_login(struct client *c)
+{
+	if (c->peer_same_uid) {
+		admin_start(c);
+		return;
+	}
+	if (!admin_user_allowed(c->px, user_of(c))) {
+		auth_failed(c, SQLSTATE_INVALID_AUTHORIZATION, "not allowed to connect to the uuidgate admin console");
+		return;
+	}
+	c->wants_admin = true;
+	begin_client_auth(c);
+}
+
+static void admin_from_client(struct client *c)
+{
+	struct evbuffer *in = stream_input(c->cs);
+	while (c->state == CL_ADMIN) {
+		uint8_t type, *msg = NULL;
+		enum relay_status st;
+		long total = relay_peek_message(in, PG_PRE_AUTH_MAX_MESSAGE, &type, &msg, &st);
+		if (total == 0)
+			return;
+		if (total < 0 || !msg) {
+			fail_client(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length", NULL);
+			return;
+		}
+		if (type == 'X') {
+			client_close(c, "client closed the admin session");
+			return;
+		}
+		struct pgbuf out;
+		pgbuf_init(&out);
+		bool alive = true;
+		if (type == 'Q' && msg[total - 1] == '\0') {
+			char *query = strndup((const char *)msg + PG_HEADER_LEN, (size_t)total - PG_HEADER_LEN);
+			evbuffer_drain(in, (size_t)total);
+			alive = query && admin_execute(c->px, c, query, &out);
+			free(query);
+		} else {
+			evbuffer_drain(in, (size_t)total);
+			struct pg_error e = { .severity = "ERROR", .sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED,
+					      .message = "the admin console speaks only the simple query protocol" };
+			pgmsg_put_error(&out, 'E', &e);
+			pgmsg_put_ready(&out, 'I');
+		}
+		send_to_client(c, &out);
+		pgbuf_free(&out);
+		if (!alive) {
+			client_close(c, "closed by the admin console");
+			return;
+		}
+	}
+}
+
 static void client_authenticated(struct client *c)
 {
 	c->proxy_auth = true;
 	log_event(LOG_DEBUG, "client_authenticated", c->id, c->addr, "user", user_of(c), LOG_KV_END);
-	pass_gate(c);
+	if (c->wants_admin)
+		admin_start(c);
+	else
+		pass_gate(c);
 }
 
 static void auth_failed(struct client *c, const char *sqlstate, const char *err)
@@ -909,6 +1022,8 @@ static void on_client_stream(struct stream *s, enum stream_event ev, void *arg)
 			login_from_client(c);
 		else if (c->state == CL_ACTIVE)
 			relay_client_to_server(c);
+		else if (c->state == CL_ADMIN)
+			admin_from_client(c);
 		else if (c->state == CL_CLOSING)
 			evbuffer_drain(stream_input(c->cs), evbuffer_get_length(stream_input(c->cs)));
 		break;
@@ -978,7 +1093,7 @@ static void on_login_timeout(evutil_socket_t fd, short what, void *arg)
 	struct client *c = arg;
 	(void)fd;
 	(void)what;
-	if (c->state == CL_ACTIVE || c->state == CL_CLOSING)
+	if (c->state == CL_ACTIVE || c->state == CL_ADMIN || c->state == CL_CLOSING)
 		return;
 	if (c->state == CL_GATE) {
 		refuse_at_gate(c);
@@ -1048,8 +1163,13 @@ void client_accept(struct proxy *px, int fd, const struct sockaddr *addr, sockle
 		px->clients->prev = c;
 	px->clients = c;
 	px->stats.clients_accepted++;
-	if (addr->sa_family != AF_UNIX)
+	if (addr->sa_family != AF_UNIX) {
 		net_tune_socket(fd, px->cfg);
+	} else {
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		c->peer_same_uid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == geteuid();
+	}
 	c->peek_ev = event_new(px->base, fd, EV_READ, on_first_byte, c);
 	c->login_timer = evtimer_new(px->base, on_login_timeout, c);
 	if (!c->peek_ev || !c->login_timer) {

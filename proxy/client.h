@@ -19,6 +19,7 @@ enum client_state {
 	CL_SERVER_WAIT,   /* connecting to the server */
 	CL_LOGIN,         /* authentication relayed between client and server */
 	CL_ACTIVE,        /* logged in: messages relayed both ways */
+	CL_ADMIN,         /* logged in to the admin console */
 	CL_CLOSING,       /* flushing a last message before closing */
 };
 
@@ -36,6 +37,22 @@ enum client_state client_get_state(const struct client *c);
 bool client_has_server(const struct client *c);
 void client_traffic(const struct client *c, uint64_t *bytes_c2s, uint64_t *bytes_s2c,
                     uint64_t *msgs_c2s, uint64_t *msgs_s2c);
+struct client_info {
+	uint64_t id;
+	const char *addr;
+	const char *user;
+	const char *database;
+	enum client_state state;
+	bool tls;
+	bool admin;
+	double connected_seconds;
+	uint64_t bytes_in;       /* from the client */
+	uint64_t bytes_out;      /* to the client */
+	char tx_status;          /* 'I', 'T', 'E' or 0 */
+	uint32_t server_pid;     /* 0 without a server */
+};
+void client_get_info(const struct client *c, struct client_info *out);
+struct client *client_find(struct proxy *px, uint64_t id);
 /* At exit: frees every client without waiting for output to flush. */
 void client_free_all(struct proxy *px);
 struct client *client_next(struct client *c);

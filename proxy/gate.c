@@ -336,6 +336,8 @@ int64_t gate_open_after_ms(const struct gate *g)
 bool gate_guards(const struct gate *g, const char *database)
 {
 	const struct proxy *px = g->px;
+	if (px->paused)
+		return true;
 	if (g->open || px->cfg->gate_mode == GATE_MODE_OFF)
 		return false;
 	const char *migrated = px->upstream->dbname;
@@ -353,6 +355,10 @@ void gate_describe(struct gate *g, char *buf, size_t len)
 {
 	struct migrate_snapshot s;
 	migrate_progress_read(&g->progress, &s);
+	if (g->px->paused) {
+		snprintf(buf, len, "uuidgate is paused by its administrator (RESUME on the admin console)");
+		return;
+	}
 	if (g->state == GATE_FAILED) {
 		snprintf(buf, len, "phoenix_kit V40 migration failed (retrying): %s", g->reason);
 		return;

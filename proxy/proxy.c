@@ -93,6 +93,13 @@ void proxy_count_error(struct proxy *px, const char *sqlstate)
 	}
 }
 
+void proxy_resume(struct proxy *px)
+{
+	px->paused = false;
+	if (gate_is_open(px->gate))
+		proxy_gate_opened(px);
+}
+
 void proxy_gate_opened(struct proxy *px)
 {
 	struct client *c = px->clients, *next;
@@ -146,7 +153,7 @@ static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(px->base, NULL);
 }
 
-static void begin_shutdown(struct proxy *px, bool fast, const char *signame)
+void proxy_shutdown(struct proxy *px, bool fast, const char *signame)
 {
 	if (px->state == PROXY_SHUTTING_DOWN) {
 		log_event(LOG_WARNING, "shutdown_now", 0, NULL, "signal", signame, LOG_KV_END);
@@ -172,7 +179,7 @@ static void begin_shutdown(struct proxy *px, bool fast, const char *signame)
 	check_shutdown_done(px);
 }
 
-static void reload(struct proxy *px)
+void proxy_reload(struct proxy *px)
 {
 	struct ug_config fresh;
 	char err[CONFIG_ERR_LEN], not_reloaded[512];
@@ -211,13 +218,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	switch (sig) {
 	case SIGHUP:
-		reload(px);
+		proxy_reload(px);
 		break;
 	case SIGTERM:
-		begin_shutdown(px, false, "SIGTERM");
+		proxy_shutdown(px, false, "SIGTERM");
 		break;
 	case SIGINT:
-		begin_shutdown(px, true, "SIGINT");
+		proxy_shutdown(px, true, "SIGINT");
 		break;
 	case SIGQUIT:
 		log_event(LOG_WARNING, "shutdown_now", 0, NULL, "signal", "SIGQUIT", LOG_KV_END);

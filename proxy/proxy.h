@@ -56,6 +56,7 @@ struct proxy {
 	uint64_t next_conn_id;
 	enum proxy_state state;
 	bool fast_shutdown;
+	bool paused;                /* PAUSE: new sessions wait at the gate */
 	struct event *signals[5];
 	struct event *shutdown_timer;
 	struct proxy_stats stats;
@@ -80,6 +81,12 @@ void proxy_client_gone(struct proxy *px);
 void proxy_gate_opened(struct proxy *px);
 /* The migration made progress (for the service manager's status line). */
 void proxy_gate_progress(struct proxy *px);
+/* SIGHUP and the admin console's RELOAD. */
+void proxy_reload(struct proxy *px);
+/* SIGTERM and the admin console's SHUTDOWN. */
+void proxy_shutdown(struct proxy *px, bool fast, const char *why);
+/* RESUME: sessions held by PAUSE go on. */
+void proxy_resume(struct proxy *px);
 /* Leaves the event loop; the process exits with code. */
 void proxy_exit(struct proxy *px, int code);
 void proxy_count_error(struct proxy *px, const char *sqlstate);

@@ -6,7 +6,7 @@
 
 #include "client.h"
 
-#define STATS_CLIENT_STATES 10
+#define STATS_CLIENT_STATES 16
 
 struct client_counts {
 	int by_state[STATS_CLIENT_STATES];
