@@ -7,13 +7,15 @@
  * without reading out of bounds.
  *
  * Build and run from the project root:
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iprotocol \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iprotocol \
  *     fuzz/fuzz_rewrite.c protocol/rewrite.c protocol/rewrite_ext.c \
  *     protocol/sqlscan.c protocol/stmtmap.c protocol/uuidv7.c \
  *     protocol/pgbuf.c protocol/pgread.c \
  *     -l:libpg_query.a -lprotobuf-c -lcrypto -lpthread -o fuzz_rewrite
  *   ./fuzz_rewrite -max_total_time=60 fuzz/corpus/rewrite
  */
+#define _POSIX_C_SOURCE 200809L
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

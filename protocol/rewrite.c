@@ -388,6 +388,33 @@ static enum rewrite_status assemble(struct plan *p, struct uuidv7_gen *gen, uint
 
 /* ---- entry points ---- */
 
+/* Whether sql may name one of the tables at all, so that INSERTs into other
+ * tables skip the parser. Unquoted names are folded to lower case (ASCII
+ * only, as the parser does), so the search ignores ASCII case; a U&"..."
+ * identifier can spell a name with escapes, so its presence means maybe. */
+static bool may_name_a_table(const struct rewrite_session *s, const char *sql)
+{
+	if (strcasestr(sql, "u&"))
+		return true;
+	for (size_t i = 0; i < s->n_tables; i++) {
+		if (s->tables[i] && s->tables[i][0] && strcasestr(sql, s->tables[i]))
+			return true;
+	}
+	return false;
+}
+
+/* The statements of sql, or NULL when the parser rejects it. */
+static PgQuery__ParseResult *parse_tree(const char *sql)
+{
+	PgQueryProtobufParseResult parsed = pg_query_parse_protobuf(sql);
+	PgQuery__ParseResult *tree = NULL;
+	if (!parsed.error)
+		tree = pg_query__parse_result__unpack(NULL, parsed.parse_tree.len,
+						      (const uint8_t *)parsed.parse_tree.data);
+	pg_query_free_protobuf_parse_result(parsed);
+	return tree;
+}
+
 static enum rewrite_status rewrite_text(const struct rewrite_session *s, const char *sql,
 					struct uuidv7_gen *gen, uint32_t declared,
 					struct rewrite_result *out)
@@ -399,15 +426,11 @@ static enum rewrite_status rewrite_text(const struct rewrite_session *s, const c
 	if (len > INT32_MAX)
 		return REWRITE_PASS;
 	unsigned kw = sqlscan_leading_keywords(sql, len);
-	if (!(kw & (SQLSCAN_INSERT | SQLSCAN_WITH)) || (kw & SQLSCAN_SET))
+	if (!(kw & (SQLSCAN_INSERT | SQLSCAN_WITH)) || (kw & SQLSCAN_SET) ||
+	    !may_name_a_table(s, sql))
 		return REWRITE_PASS;
 
-	PgQueryProtobufParseResult parsed = pg_query_parse_protobuf(sql);
-	PgQuery__ParseResult *tree = NULL;
-	if (!parsed.error)
-		tree = pg_query__parse_result__unpack(NULL, parsed.parse_tree.len,
-						      (const uint8_t *)parsed.parse_tree.data);
-	pg_query_free_protobuf_parse_result(parsed);
+	PgQuery__ParseResult *tree = parse_tree(sql);
 	if (!tree)
 		return REWRITE_PASS;
 
@@ -529,12 +552,7 @@ bool rewrite_deallocations(const char *sql, char ***names, size_t *n)
 	*n = 0;
 	if (!sql || !(sqlscan_leading_keywords(sql, strlen(sql)) & SQLSCAN_DEALLOCATE))
 		return true;
-	PgQueryProtobufParseResult parsed = pg_query_parse_protobuf(sql);
-	PgQuery__ParseResult *tree = NULL;
-	if (!parsed.error)
-		tree = pg_query__parse_result__unpack(NULL, parsed.parse_tree.len,
-						      (const uint8_t *)parsed.parse_tree.data);
-	pg_query_free_protobuf_parse_result(parsed);
+	PgQuery__ParseResult *tree = parse_tree(sql);
 	if (!tree)
 		return true;
 	bool ok = true;

@@ -83,6 +83,8 @@ static const struct query_case query_cases[] = {
 	  "insert into public.users(name,email, uuid) values ('a','b', '{0}'::uuid),('c','d', '{1}'::uuid)" },
 	{ "INSERT INTO Users (a) VALUES (1)",
 	  "INSERT INTO Users (a, uuid) VALUES (1, '{0}'::uuid)" },
+	{ "INSERT INTO PUBLIC.USERS (a) VALUES (1)",
+	  "INSERT INTO PUBLIC.USERS (a, uuid) VALUES (1, '{0}'::uuid)" },
 	{ "INSERT INTO users DEFAULT VALUES",
 	  "INSERT INTO users (uuid) VALUES ('{0}'::uuid)" },
 	{ "INSERT INTO public.users AS u DEFAULT /* d */ VALUES RETURNING id",
