@@ -21,6 +21,7 @@ struct op {
 	char **deallocs;		/* QUERY: names, NULL for all */
 	size_t n_deallocs;
 	size_t done_deallocs;
+	uint32_t hidden_params;		/* OTHER: a Describe of a rewritten statement */
 };
 
 /* A committed statement. */
@@ -259,6 +260,13 @@ bool stmtmap_other(struct stmtmap *m)
 	return push(m, &op);
 }
 
+bool stmtmap_describe_statement(struct stmtmap *m, const char *name)
+{
+	const struct stmtmap_entry *e = stmtmap_lookup(m, name);
+	struct op op = { .kind = OP_OTHER, .hidden_params = e ? e->extra_params : 0 };
+	return push(m, &op);
+}
+
 bool stmtmap_sync(struct stmtmap *m)
 {
 	struct op op = { .kind = OP_SYNC };
@@ -384,6 +392,13 @@ const struct rewrite_posmap *stmtmap_current_posmap(const struct stmtmap *m)
 		return NULL;
 	const struct op *head = op_at(m, 0);
 	return head->posmap.n ? &head->posmap : NULL;
+}
+
+uint32_t stmtmap_current_hidden_params(const struct stmtmap *m)
+{
+	if (m->count == 0 || op_at(m, 0)->kind != OP_OTHER)
+		return 0;
+	return op_at(m, 0)->hidden_params;
 }
 
 /* ---- lookups ---- */

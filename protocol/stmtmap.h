@@ -60,6 +60,10 @@ bool stmtmap_close(struct stmtmap *m, const char *name);
  * (BindComplete, RowDescription or NoData, CommandComplete,
  * EmptyQueryResponse, PortalSuspended, CloseComplete) or an error. */
 bool stmtmap_other(struct stmtmap *m);
+/* Describe of a statement ('S'): like stmtmap_other, and remembers how many
+ * parameters the server's ParameterDescription will show that the client
+ * must not see (stmtmap_current_hidden_params). */
+bool stmtmap_describe_statement(struct stmtmap *m, const char *name);
 bool stmtmap_sync(struct stmtmap *m);
 /* Query, with its original text (for DEALLOCATE and DISCARD ALL) and the
  * rewriter's posmap when it was rewritten (taken over; may be NULL). */
@@ -76,6 +80,10 @@ void stmtmap_server(struct stmtmap *m, char type, const uint8_t *body, size_t le
  * ErrorResponse about to be forwarded (call before stmtmap_server); NULL
  * when that text was not rewritten. */
 const struct rewrite_posmap *stmtmap_current_posmap(const struct stmtmap *m);
+
+/* For a ParameterDescription about to be forwarded: how many trailing
+ * parameter types to drop (rewrite_ext_param_desc); 0 when none. */
+uint32_t stmtmap_current_hidden_params(const struct stmtmap *m);
 
 /* ---- lookups ---- */
 

@@ -46,14 +46,17 @@ static void test_commit_and_pending(void)
 	CHECK(stmtmap_lookup(m, "s1") == NULL);
 	/* Postgrex: Parse + Describe + Flush, then Bind before any reply */
 	CHECK(stmtmap_parse(m, "s1", &one_row, NULL));
-	CHECK(stmtmap_other(m));
+	CHECK(stmtmap_describe_statement(m, "s1"));
 	const struct stmtmap_entry *e = stmtmap_lookup(m, "s1");
 	CHECK(e && e->orig_params == 2 && e->extra_params == 1 && e->rows == 1);
+	CHECK(stmtmap_current_hidden_params(m) == 0);
 	reply(m, '1');
+	CHECK(stmtmap_current_hidden_params(m) == 1);
 	reply(m, 't');
 	reply(m, 'n');
 	CHECK(stmtmap_pending(m) == 0);
 	CHECK(extra_of(m, "s1") == 1);
+	CHECK(stmtmap_current_hidden_params(m) == 0);
 	CHECK(stmtmap_other(m));	/* Bind */
 	CHECK(stmtmap_other(m));	/* Execute */
 	CHECK(stmtmap_sync(m));
@@ -66,6 +69,11 @@ static void test_commit_and_pending(void)
 	/* a statement that was not rewritten is known, with no extra params */
 	prepare(m, "plain", NULL);
 	CHECK(extra_of(m, "plain") == 0);
+	CHECK(stmtmap_describe_statement(m, "plain"));
+	CHECK(stmtmap_current_hidden_params(m) == 0);
+	reply(m, 't');
+	reply(m, 'T');
+	CHECK(stmtmap_pending(m) == 0);
 	stmtmap_free(m);
 }
 
