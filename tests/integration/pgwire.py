@@ -63,6 +63,11 @@ def terminate():
     return message("X")
 
 
+def sasl_initial_response(mechanism, data):
+    """SASLInitialResponse ('p'): mechanism name, then the client-first message."""
+    return message("p", mechanism.encode() + b"\0" + struct.pack("!I", len(data)) + data)
+
+
 def parse_error(payload):
     """ErrorResponse/NoticeResponse fields as a dict keyed by field letter."""
     fields = {}
