@@ -52,7 +52,7 @@ static void plain_read(evutil_socket_t fd, short what, void *arg)
 
 static void check_drained(struct stream *s)
 {
-	if (s->want_drained && evbuffer_get_length(s->out) <= s->drained_low) {
+	if (s->want_drained && stream_output_length(s) <= s->drained_low) {
 		s->want_drained = false;
 		s->cb(s, STREAM_DRAINED, s->arg);
 	}
