@@ -230,6 +230,7 @@ static void backfill_watch(struct backfill *b, pthread_t *threads, int n)
 {
 	struct lag_watch lw = { 0 };
 	int64_t next_line = mtime_now_ms() + b->r->opt->progress_interval_ms;
+	int64_t next_sample = 0;
 	for (;;) {
 		pthread_mutex_lock(&b->mu);
 		bool busy = b->next_lo < b->end && !b->err.set;
@@ -237,14 +238,17 @@ static void backfill_watch(struct backfill *b, pthread_t *threads, int n)
 		if (!busy || atomic_load(b->r->stop))
 			break;
 		atomic_store(&b->lag_pause, lag_should_pause(b->r, b->r->conn, &lw));
-		progress_sample(b->r->prog);
+		if (mtime_now_ms() >= next_sample) {
+			progress_sample(b->r->prog);
+			next_sample = mtime_now_ms() + 1000;
+		}
 		if (mtime_now_ms() >= next_line) {
 			char line[512];
 			progress_line(b->r->prog, line, sizeof(line));
 			mlog_info(b->r->opt, "%s", line);
 			next_line = mtime_now_ms() + b->r->opt->progress_interval_ms;
 		}
-		mtime_sleep(200, b->r->stop);
+		mtime_sleep(10, b->r->stop);
 	}
 	for (int i = 0; i < n; i++)
 		pthread_join(threads[i], NULL);

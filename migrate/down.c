@@ -23,8 +23,11 @@ static bool down_applies(struct runner *r, const struct catalog *cat, char *reas
 	return false;
 }
 
-static bool down_tables(struct runner *r, struct catalog *cat, bool like_phoenixkit,
-			struct mg_error *err)
+/* Per table: a column up created is dropped, a column up completed gets its
+ * earlier default, nullability and index back. An unmarked column cannot be
+ * told apart from one PhoenixKit's own V40 created: it is dropped with its
+ * index, as PhoenixKit's down does, and the log says so. */
+static bool down_tables(struct runner *r, struct catalog *cat, struct mg_error *err)
 {
 	int total = 0, done = 0;
 	for (int i = 0; i < CATALOG_TABLES; i++)
@@ -35,12 +38,12 @@ static bool down_tables(struct runner *r, struct catalog *cat, bool like_phoenix
 		struct step_list steps;
 		if (!t->exists)
 			continue;
+		bool unmarked = t->mark != CATALOG_MARK_IS_CREATED && t->mark != CATALOG_MARK_IS_KEPT;
+		if (t->has_uuid && unmarked)
+			mlog_warn(r->opt, "%s: uuid column without uuidgate's mark (migrated by PhoenixKit's"
+				  " own V40?): dropping it and its index as PhoenixKit's down does", t->name);
 		progress_table(r->prog, t->name, done, total);
-		if (t->has_uuid && !like_phoenixkit && t->mark != CATALOG_MARK_IS_CREATED &&
-		    t->mark != CATALOG_MARK_IS_KEPT)
-			mlog_info(r->opt, "%s: uuid column not created or changed by uuidgate: kept",
-				  t->name);
-		steps_plan_down(r, t, like_phoenixkit, &steps);
+		steps_plan_down(r, t, unmarked, &steps);
 		bool ok = engine_run_steps(r, t, &steps, err);
 		steps_free(&steps);
 		if (!ok)
@@ -63,8 +66,7 @@ static bool down_locked(struct runner *r, enum migrate_result *result, struct mg
 		catalog_free(&cat);
 		return true;
 	}
-	bool like_phoenixkit = !catalog_has_marks(&cat);
-	if (like_phoenixkit)
+	if (!catalog_has_marks(&cat))
 		mlog_warn(r->opt, "no column carries uuidgate's mark: this database was migrated by"
 			  " PhoenixKit's own V40, so down behaves like PhoenixKit's: every uuid column and"
 			  " its index are dropped, including columns that existed before V40");
@@ -74,10 +76,9 @@ static bool down_locked(struct runner *r, enum migrate_result *result, struct mg
 		ok = exec_locked(r, "phoenix_kit", "stamp version 39", sql, err);
 		free(sql);
 	}
-	ok = ok && down_tables(r, &cat, like_phoenixkit, err);
+	ok = ok && down_tables(r, &cat, err);
 	if (ok)
-		progress_message(r->prog, "down to version 39%s",
-				 like_phoenixkit ? " (as PhoenixKit's down)" : "");
+		progress_message(r->prog, "down to version 39");
 	catalog_free(&cat);
 	return ok;
 }

@@ -217,8 +217,6 @@ void steps_plan_down(struct runner *r, const struct table_state *t, bool like_ph
 		steps_plan_down_kept(r, t, l);
 		return;
 	}
-	if (t->mark != CATALOG_MARK_IS_CREATED && !like_phoenixkit)
-		return;
 	if (t->named_index_oid)
 		steps_add(l, STEP_WAIT, "drop the index", LOCK_SUE,
 			  strb_fmt("DROP INDEX CONCURRENTLY IF EXISTS %s", l->index_q));

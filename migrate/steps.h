@@ -40,8 +40,8 @@ struct step_list {
  * (wrong column type, conflicting index name). */
 bool steps_plan_up(struct runner *r, const struct table_state *t, struct step_list *out,
 		   struct mg_error *err);
-/* Steps undoing what `up` did to t; like_phoenixkit: no marks anywhere, so
- * drop index and column as PhoenixKit's down does. */
+/* Steps undoing what `up` did to t; like_phoenixkit: t's column carries no
+ * mark, so drop index and column as PhoenixKit's down does. */
 void steps_plan_down(struct runner *r, const struct table_state *t, bool like_phoenixkit,
 		     struct step_list *out);
 void steps_free(struct step_list *list);

@@ -98,12 +98,16 @@ bool uuidv7_check_function(struct runner *r, struct mg_error *err)
 {
 	struct strb sql;
 	strb_init(&sql);
-	strb_printf(&sql, "SELECT v::text, ('x' || pg_catalog.substr(pg_catalog.replace(v::text, '-', ''), 1, 12))"
+	/* An existing function (PhoenixKit's) may call pgcrypto unqualified, as
+	 * the application's search_path allows: call it the same way. */
+	strb_printf(&sql, "SELECT pg_catalog.set_config('search_path', ");
+	strb_literal(&sql, r->conn, r->opt->prefix);
+	strb_printf(&sql, " || ', public', true); SELECT v::text, ('x' || pg_catalog.substr(pg_catalog.replace(v::text, '-', ''), 1, 12))"
 		    "::bit(48)::int8 - pg_catalog.floor(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp()) * 1000)::int8"
 		    " FROM (SELECT ");
 	strb_qualified(&sql, r->conn, r->opt->prefix, "uuid_generate_v7");
 	strb_printf(&sql, "() AS v) g");
-	PGresult *res = db_query(r->conn, sql.buf, 0, NULL, err);
+	PGresult *res = db_run(r->conn, sql.buf, -1, NULL, NULL, err);
 	strb_free(&sql);
 	if (!res)
 		return false;
