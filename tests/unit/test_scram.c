@@ -63,14 +63,21 @@ static bool buf_is(const struct pgbuf *b, const char *s)
 	return !pgbuf_failed(b) && b->len == strlen(s) && memcmp(b->data, s, b->len) == 0;
 }
 
+/* Derived once: PBKDF2 per use would make the random rounds slow. */
 static void rfc_secret(struct scram_secret *sec)
 {
-	struct scram_secret tmp;
-	/* A throwaway secret only to decode the RFC's base64 salt. */
-	CHECK(scram_parse_secret("SCRAM-SHA-256$4096:" RFC_SALT_B64
-	                         "$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
-	                         ":AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", &tmp));
-	CHECK(scram_secret_from_password(RFC_PASSWORD, tmp.salt, tmp.salt_len, 4096, sec));
+	static struct scram_secret cached;
+	static bool done;
+	if (!done) {
+		struct scram_secret tmp;
+		/* A throwaway secret only to decode the RFC's base64 salt. */
+		CHECK(scram_parse_secret("SCRAM-SHA-256$4096:" RFC_SALT_B64
+		                         "$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+		                         ":AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", &tmp));
+		CHECK(scram_secret_from_password(RFC_PASSWORD, tmp.salt, tmp.salt_len, 4096, &cached));
+		done = true;
+	}
+	*sec = cached;
 }
 
 static struct scram_server *rfc_server(void)
