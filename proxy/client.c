@@ -20,6 +20,7 @@
 #include "net.h"
 #include "pgread.h"
 #include "relay.h"
+#include "rwsess.h"
 #include "server.h"
 #include "startup.h"
 #include "stream.h"
@@ -67,6 +68,9 @@ struct client {
 	struct client_auth *cauth;
 	struct server_auth *sauth;
 	char *secret;
+	struct rwsess *rw;               /* INSERT rewriting; NULL: plain relay */
+	bool probing;                    /* swallowing the answer to the search_path probe */
+	uint8_t login_ready_status;
 	struct relay c2s;
 	struct relay s2c;
 	struct timeval started;
@@ -189,6 +193,7 @@ static void client_free(struct client *c)
 	if (c->have_startup)
 		startup_free(&c->startup);
 	client_auth_free(c->cauth);
+	rwsess_free(c->rw);
 	server_auth_free(c->sauth);
 	if (c->secret)
 		OPENSSL_cleanse(c->secret, strlen(c->secret));
@@ -305,10 +310,22 @@ static void apply_backpressure(struct stream *from, struct stream *to)
 	}
 }
 
+/* Once the window has closed and nothing rewritten can be bound any more,
+ * the session goes back to the plain relay. */
+static void drop_rewriter_if_done(struct client *c)
+{
+	if (c->rw && !rwsess_needed(c->rw)) {
+		rwsess_free(c->rw);
+		c->rw = NULL;
+	}
+}
+
 static void relay_client_to_server(struct client *c)
 {
-	enum relay_status st = relay_forward(stream_input(c->cs), stream_output(c->ss), &c->c2s,
-					     (uint32_t)c->px->cfg->max_packet_size);
+	uint32_t max = (uint32_t)c->px->cfg->max_packet_size;
+	drop_rewriter_if_done(c);
+	enum relay_status st = c->rw ? rwsess_client_to_server(c->rw, stream_input(c->cs), stream_output(c->ss), &c->c2s, max)
+				     : relay_forward(stream_input(c->cs), stream_output(c->ss), &c->c2s, max);
 	apply_backpressure(c->cs, c->ss);
 	if (st == RELAY_TOO_LARGE)
 		fail_client(c, SQLSTATE_PROTOCOL_VIOLATION, "message too large (max_packet_size)", NULL);
@@ -318,7 +335,8 @@ static void relay_client_to_server(struct client *c)
 
 static void relay_server_to_client(struct client *c)
 {
-	enum relay_status st = relay_forward(stream_input(c->ss), stream_output(c->cs), &c->s2c, 0x7fffffffu);
+	enum relay_status st = c->rw ? rwsess_server_to_client(c->rw, stream_input(c->ss), stream_output(c->cs), &c->s2c)
+				     : relay_forward(stream_input(c->ss), stream_output(c->cs), &c->s2c, 0x7fffffffu);
 	apply_backpressure(c->ss, c->cs);
 	if (st != RELAY_OK) {
 		fail_client(c, SQLSTATE_PROTOCOL_VIOLATION, "server sent an invalid message", NULL);
@@ -452,9 +470,8 @@ static void login_failed(struct client *c, const uint8_t *msg, long total)
 	client_close(c, reason);
 }
 
-static void login_complete(struct client *c, long total)
+static void become_active(struct client *c)
 {
-	forward_whole(stream_input(c->ss), c->cs, total);
 	stream_flush(c->cs);
 	c->state = CL_ACTIVE;
 	c->tx_status = 'I';
@@ -466,11 +483,70 @@ static void login_complete(struct client *c, long total)
 			  "tls", stream_is_tls(c->cs) ? "yes" : "no", LOG_KV_END);
 }
 
+/* Before the client sees its first ReadyForQuery, the rewriter learns
+ * where unqualified table names resolve (PostgreSQL before 18 does not
+ * report search_path); the answer is not shown to the client. */
+static void start_probe(struct client *c, const uint8_t *msg, long total)
+{
+	c->login_ready_status = msg[PG_HEADER_LEN];
+	evbuffer_drain(stream_input(c->ss), (size_t)total);
+	struct pgbuf b;
+	pgbuf_init(&b);
+	size_t start = pgbuf_begin_msg(&b, 'Q');
+	pgbuf_put_str(&b, rwsess_probe_query());
+	pgbuf_end_msg(&b, start);
+	send_to_server(c, &b);
+	pgbuf_free(&b);
+	c->probing = true;
+}
+
+static bool probe_answer(struct client *c, uint8_t type, const uint8_t *msg, long total)
+{
+	bool done = rwsess_probe_message(c->rw, type, msg + PG_HEADER_LEN, (size_t)total - PG_HEADER_LEN);
+	evbuffer_drain(stream_input(c->ss), (size_t)total);
+	if (!done)
+		return true;
+	c->probing = false;
+	struct pgbuf b;
+	pgbuf_init(&b);
+	pgmsg_put_ready(&b, (char)c->login_ready_status);
+	send_to_client(c, &b);
+	pgbuf_free(&b);
+	become_active(c);
+	return false;
+}
+
+static void login_complete(struct client *c, const uint8_t *msg, long total)
+{
+	if (c->rw && total == PG_HEADER_LEN + 1) {
+		start_probe(c, msg, total);
+		return;
+	}
+	forward_whole(stream_input(c->ss), c->cs, total);
+	become_active(c);
+}
+
+static void login_parameter(struct client *c, const uint8_t *msg, long total)
+{
+	struct pgread r;
+	pgread_init(&r, msg + PG_HEADER_LEN, (size_t)total - PG_HEADER_LEN);
+	const char *name = pgread_str(&r);
+	const char *value = pgread_str(&r);
+	if (c->rw && name && value)
+		rwsess_parameter(c->rw, name, value);
+	forward_whole(stream_input(c->ss), c->cs, total);
+}
+
 /* Handles one whole server message during login; false once the client is
  * closed or the login is over. */
 static bool login_server_message(struct client *c, uint8_t type, const uint8_t *msg, long total)
 {
+	if (c->probing)
+		return probe_answer(c, type, msg, total);
 	switch (type) {
+	case 'S':
+		login_parameter(c, msg, total);
+		return true;
 	case 'R':
 		return login_auth_request(c, msg, total);
 	case 'K':
@@ -479,7 +555,7 @@ static bool login_server_message(struct client *c, uint8_t type, const uint8_t *
 		login_failed(c, msg, total);
 		return false;
 	case 'Z':
-		login_complete(c, total);
+		login_complete(c, msg, total);
 		return false;
 	case 'v':
 		/* The server is always asked for plain 3.0; nothing to relay. */
@@ -624,6 +700,8 @@ static void on_server_ready(struct stream *s, const char *error, void *arg)
 
 static void connect_server(struct client *c)
 {
+	if (c->px->cfg->insert_uuid != INSERT_UUID_OFF && !c->rw)
+		c->rw = rwsess_new(c->px, c->id, c->addr);
 	c->state = CL_SERVER_WAIT;
 	stream_pause_read(c->cs);
 	c->sconn = server_connect_start(c->px, true, on_server_ready, c);

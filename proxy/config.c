@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum key_type { KEY_STRING, KEY_INT, KEY_BOOL, KEY_DURATION, KEY_SIZE, KEY_ENUM, KEY_MODE };
 
@@ -28,6 +29,7 @@ static const char *const log_levels[] = { "debug", "info", "warning", "error", N
 static const char *const gate_modes[] = { "hold", "refuse", "off", NULL };
 static const char *const not_applicable_actions[] = { "open", "refuse", NULL };
 static const char *const failure_actions[] = { "retry", "exit", "open", NULL };
+static const char *const insert_uuid_modes[] = { "off", "window", "always", NULL };
 
 #define OFF(field) offsetof(struct ug_config, field)
 #define DAY_MS (24LL * 3600 * 1000)
@@ -109,6 +111,14 @@ static const struct config_key keys[] = {
 	  "when the migration fails: retry with backoff, exit non-zero, or open the gate anyway" },
 	{ "http_listen", KEY_STRING, OFF(http_listen), "", false, 0, 0, NULL,
 	  "ADDR:PORT for /livez, /readyz, /status and /metrics; empty disables" },
+	{ "insert_uuid", KEY_ENUM, OFF(insert_uuid), "window", true, 0, 0, insert_uuid_modes,
+	  "add UUIDv7 values to INSERTs into migrated tables that leave out uuid: off, window, always" },
+	{ "insert_uuid_window", KEY_DURATION, OFF(insert_uuid_window_ms), "24h", true, 0, 3650 * DAY_MS, NULL,
+	  "with insert_uuid = window: how long after the gate opens" },
+	{ "insert_uuid_until", KEY_STRING, OFF(insert_uuid_until), "", true, 0, 0, NULL,
+	  "with insert_uuid = window: also stop at this time (e.g. 2026-12-31T00:00:00Z); empty for none" },
+	{ "log_rewrites", KEY_BOOL, OFF(log_rewrites), "no", true, 0, 0, NULL,
+	  "log each rewritten INSERT at debug level" },
 	{ "migrate_upstream", KEY_STRING, OFF(migrate_upstream), "", true, 0, 0, NULL,
 	  "connection string for the migration (a role that owns the tables); empty: upstream" },
 	{ "migrate_prefix", KEY_STRING, OFF(migrate_prefix), "public", true, 0, 0, NULL,
@@ -156,6 +166,34 @@ static bool parse_int64(const char *s, int64_t *out, char **end)
 	if (errno || *end == s)
 		return false;
 	*out = v;
+	return true;
+}
+
+bool config_parse_timestamp(const char *s, int64_t *unix_seconds)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	int off_h = 0, off_m = 0, n = 0;
+	char sep, sign = 0;
+	if (sscanf(s, "%4d-%2d-%2d%c%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &sep, &tm.tm_hour,
+		   &tm.tm_min, &tm.tm_sec, &n) != 7 || (sep != 'T' && sep != ' '))
+		return false;
+	const char *zone = s + n;
+	if (strcmp(zone, "Z") == 0 || strcmp(zone, "") == 0 || strcmp(zone, "+00") == 0) {
+		/* UTC */
+	} else if (sscanf(zone, "%c%2d:%2d", &sign, &off_h, &off_m) == 3 && (sign == '+' || sign == '-')) {
+		/* an offset */
+	} else {
+		return false;
+	}
+	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+	    tm.tm_min > 59 || tm.tm_sec > 60)
+		return false;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	int64_t t = (int64_t)timegm(&tm);
+	int64_t offset = (int64_t)(off_h * 3600 + off_m * 60);
+	*unix_seconds = sign == '-' ? t + offset : t - offset;
 	return true;
 }
 
@@ -462,6 +500,10 @@ bool config_validate(const struct ug_config *c, char *err, size_t errlen)
 	if (c->auth_type != AUTH_PASSTHROUGH && c->auth_type != AUTH_TRUST && !*c->auth_file &&
 	    !*c->auth_user)
 		return fail(err, errlen, "auth_type = %s needs auth_file or auth_user", auth_types[c->auth_type]);
+	int64_t until;
+	if (*c->insert_uuid_until && !config_parse_timestamp(c->insert_uuid_until, &until))
+		return fail(err, errlen, "insert_uuid_until: \"%s\" is not a timestamp such as 2026-12-31T00:00:00Z",
+			    c->insert_uuid_until);
 	if (!*c->listen_addr && !*c->unix_socket_dir)
 		return fail(err, errlen, "listen_addr and unix_socket_dir are both empty: nothing to listen on");
 	return true;

@@ -15,6 +15,7 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERROR };
 enum gate_mode { GATE_MODE_HOLD, GATE_MODE_REFUSE, GATE_MODE_OFF };
 enum on_not_applicable { NOT_APPLICABLE_OPEN, NOT_APPLICABLE_REFUSE };
 enum on_failure { ON_FAILURE_RETRY, ON_FAILURE_EXIT, ON_FAILURE_OPEN };
+enum insert_uuid_mode { INSERT_UUID_OFF, INSERT_UUID_WINDOW, INSERT_UUID_ALWAYS };
 
 struct ug_config {
 	char *upstream;
@@ -60,6 +61,10 @@ struct ug_config {
 	int on_not_applicable;
 	int on_migration_failure;
 	char *http_listen;
+	int insert_uuid;
+	int64_t insert_uuid_window_ms;
+	char *insert_uuid_until;
+	bool log_rewrites;
 	char *migrate_upstream;
 	char *migrate_prefix;
 	int64_t migrate_lock_timeout_ms;
@@ -95,6 +100,10 @@ void config_print_sample(FILE *out);
 /* Iterates keys for SHOW CONFIG: returns false past the end. */
 bool config_describe(const struct ug_config *c, size_t index, const char **name,
                      char *value, size_t value_len, const char **def, bool *reloadable);
+
+/* Parses "2026-12-01T00:00:00Z" (or with a space, or an offset such as
+ * +02:00) into Unix seconds. */
+bool config_parse_timestamp(const char *s, int64_t *unix_seconds);
 
 /* Parses "500ms", "60s", "15m", "2h", "1d" (a bare number is seconds). */
 bool config_parse_duration(const char *s, int64_t *ms);

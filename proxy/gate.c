@@ -41,6 +41,7 @@ struct gate {
 	bool stopping;
 	struct timeval started;
 	int64_t open_after_ms;
+	int64_t opened_at_ms;
 	char reason[600];
 };
 
@@ -92,6 +93,9 @@ static void open_gate(struct gate *g, const char *why)
 		return;
 	g->open = true;
 	g->open_after_ms = ms_since(&g->started);
+	struct timeval now;
+	gettimeofday(&now, NULL);
+	g->opened_at_ms = (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
 	char ms[32];
 	snprintf(ms, sizeof(ms), "%lld", (long long)g->open_after_ms);
 	log_event(LOG_INFO, "gate_open", 0, NULL, "state", gate_state_name(g->state), "after_ms", ms,
@@ -326,6 +330,11 @@ enum gate_state gate_state(const struct gate *g)
 bool gate_is_open(const struct gate *g)
 {
 	return g->open;
+}
+
+int64_t gate_opened_at_ms(const struct gate *g)
+{
+	return g->opened_at_ms;
 }
 
 int64_t gate_open_after_ms(const struct gate *g)

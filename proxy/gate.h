@@ -42,6 +42,8 @@ bool gate_guards(const struct gate *g, const char *database);
 void gate_describe(struct gate *g, char *buf, size_t len);
 /* The engine's latest progress. */
 void gate_snapshot(struct gate *g, struct migrate_snapshot *out);
+/* When the gate opened, in Unix milliseconds (0 while closed). */
+int64_t gate_opened_at_ms(const struct gate *g);
 /* Milliseconds from start to the gate opening, or -1 while closed. */
 int64_t gate_open_after_ms(const struct gate *g);
 

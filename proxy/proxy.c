@@ -23,6 +23,7 @@
 #include "message.h"
 #include "notify.h"
 #include "tls.h"
+#include "uuidtables.h"
 
 /* Reads and parses auth_file; the users loaded before stay in force when
  * the new file is broken. */
@@ -93,6 +94,24 @@ void proxy_count_error(struct proxy *px, const char *sqlstate)
 	}
 }
 
+bool proxy_insert_uuid_active(struct proxy *px)
+{
+	const struct ug_config *cfg = px->cfg;
+	if (cfg->insert_uuid == INSERT_UUID_ALWAYS)
+		return true;
+	if (cfg->insert_uuid == INSERT_UUID_OFF || !gate_is_open(px->gate))
+		return false;
+	struct timeval now;
+	event_base_gettimeofday_cached(px->base, &now);
+	int64_t opened = gate_opened_at_ms(px->gate);
+	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
+	if (now_ms - opened >= cfg->insert_uuid_window_ms)
+		return false;
+	int64_t until;
+	return !*cfg->insert_uuid_until || !config_parse_timestamp(cfg->insert_uuid_until, &until) ||
+	       now.tv_sec < until;
+}
+
 void proxy_resume(struct proxy *px)
 {
 	px->paused = false;
@@ -102,6 +121,8 @@ void proxy_resume(struct proxy *px)
 
 void proxy_gate_opened(struct proxy *px)
 {
+	if (px->cfg->insert_uuid != INSERT_UUID_OFF)
+		uuid_tables_refresh(px->tables, "gate open");
 	struct client *c = px->clients, *next;
 	for (; c; c = next) {
 		next = client_next(c);
@@ -209,6 +230,8 @@ void proxy_reload(struct proxy *px)
 	if (!load_auth_file(px, err, sizeof(err)))
 		log_event(LOG_ERROR, "reload_failed", 0, NULL, "msg", err, LOG_KV_END);
 	gate_reload(px->gate);
+	if (px->cfg->insert_uuid != INSERT_UUID_OFF)
+		uuid_tables_refresh(px->tables, "reload");
 	log_event(LOG_INFO, "reloaded", 0, NULL, "needs_restart", not_reloaded, LOG_KV_END);
 }
 
@@ -293,7 +316,9 @@ struct proxy *proxy_new(struct ug_config *cfg, const char *config_path, char *er
 	if (!listener_open_all(px, err, errlen) || !write_pidfile(cfg->pidfile, err, errlen))
 		goto fail;
 	px->gate = gate_new(px);
-	if (!px->gate) {
+	px->tables = uuid_tables_new(px);
+	uuidv7_init(&px->uuidgen);
+	if (!px->gate || !px->tables) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -328,6 +353,8 @@ void proxy_free(struct proxy *px)
 	listener_close_all(px);
 	http_free(px->http);
 	gate_free(px->gate);
+	uuid_tables_free(px->tables);
+	uuidv7_destroy(&px->uuidgen);
 	notify_free();
 	for (size_t i = 0; i < sizeof(px->signals) / sizeof(px->signals[0]); i++)
 		if (px->signals[i])

@@ -11,11 +11,13 @@
 
 #include "config.h"
 #include "upstream.h"
+#include "uuidv7.h"
 
 struct authfile;
 struct client;
 struct gate;
 struct http_server;
+struct uuid_tables;
 struct evdns_base;
 
 enum proxy_state { PROXY_RUNNING, PROXY_SHUTTING_DOWN };
@@ -32,6 +34,9 @@ struct proxy_stats {
 	uint64_t bytes_server_to_client;
 	uint64_t messages_client_to_server;
 	uint64_t messages_server_to_client;
+	uint64_t rewrite_statements;   /* INSERTs rewritten */
+	uint64_t rewrite_values;       /* UUIDv7 values generated */
+	uint64_t rewrite_passed;       /* INSERTs seen but left as they were */
 };
 
 /* Errors uuidgate itself sent to clients, by SQLSTATE. */
@@ -62,6 +67,8 @@ struct proxy {
 	struct proxy_stats stats;
 	struct proxy_error_count errors[PROXY_MAX_ERROR_CODES];
 	struct gate *gate;
+	struct uuid_tables *tables;         /* migrated tables the rewriter may fill */
+	struct uuidv7_gen uuidgen;          /* one generator: values stay monotonic */
 	struct http_server *http;
 	int exit_code;
 	struct authfile *authfile;          /* NULL when auth_file is not set */
@@ -81,6 +88,9 @@ void proxy_client_gone(struct proxy *px);
 void proxy_gate_opened(struct proxy *px);
 /* The migration made progress (for the service manager's status line). */
 void proxy_gate_progress(struct proxy *px);
+/* Whether INSERTs are rewritten now (insert_uuid and its window). */
+bool proxy_insert_uuid_active(struct proxy *px);
+
 /* SIGHUP and the admin console's RELOAD. */
 void proxy_reload(struct proxy *px);
 /* SIGTERM and the admin console's SHUTDOWN. */

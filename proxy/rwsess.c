@@ -1,0 +1,528 @@
+#include "rwsess.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "message.h"
+#include "pgread.h"
+#include "proxy.h"
+#include "rewrite.h"
+#include "rewrite_ext.h"
+#include "sqlscan.h"
+#include "stmtmap.h"
+#include "uuidtables.h"
+
+#define SQLSTATE_UNDEFINED_COLUMN "42703"
+
+struct rwsess {
+	struct proxy *px;
+	uint64_t conn;
+	const char *addr;
+	struct stmtmap *map;
+	bool utf8;
+	bool standard_strings;
+	bool path_known;          /* unqualified table names resolve to migrate_prefix */
+	bool rewrote_statements;  /* Binds must be inspected */
+};
+
+struct rwsess *rwsess_new(struct proxy *px, uint64_t conn_id, const char *addr)
+{
+	struct rwsess *rw = calloc(1, sizeof(*rw));
+	if (!rw)
+		return NULL;
+	rw->px = px;
+	rw->conn = conn_id;
+	rw->addr = addr;
+	rw->map = stmtmap_new();
+	if (!rw->map) {
+		free(rw);
+		return NULL;
+	}
+	return rw;
+}
+
+void rwsess_free(struct rwsess *rw)
+{
+	if (!rw)
+		return;
+	stmtmap_free(rw->map);
+	free(rw);
+}
+
+bool rwsess_needed(const struct rwsess *rw)
+{
+	return rw->rewrote_statements || proxy_insert_uuid_active(rw->px);
+}
+
+/* ---- what the session's settings allow ---------------------------------- */
+
+/* Whether the first schema searched for an ordinary table is the migration
+ * schema. pg_catalog is skipped (no migrated table lives there); a temporary
+ * schema, "$user" or anything else first makes the answer "not certain". */
+static bool path_resolves_to(const char *list, const char *schema)
+{
+	char buf[1024];
+	snprintf(buf, sizeof(buf), "%s", list);
+	char *p = buf;
+	if (*p == '{')
+		p++;
+	p[strcspn(p, "}")] = '\0';
+	for (char *save = NULL, *tok = strtok_r(p, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		size_t n = strlen(tok);
+		while (n && tok[n - 1] == ' ')
+			tok[--n] = '\0';
+		if (n >= 2 && tok[0] == '"' && tok[n - 1] == '"') {
+			tok[n - 1] = '\0';
+			tok++;
+		}
+		if (strcmp(tok, "pg_catalog") == 0)
+			continue;
+		return strcmp(tok, schema) == 0;
+	}
+	return false;
+}
+
+void rwsess_parameter(struct rwsess *rw, const char *name, const char *value)
+{
+	if (strcmp(name, "client_encoding") == 0)
+		rw->utf8 = strcasecmp(value, "UTF8") == 0;
+	else if (strcmp(name, "standard_conforming_strings") == 0)
+		rw->standard_strings = strcmp(value, "on") == 0;
+	else if (strcmp(name, "search_path") == 0)
+		rw->path_known = path_resolves_to(value, rw->px->cfg->migrate_prefix);
+}
+
+const char *rwsess_probe_query(void)
+{
+	return "SELECT pg_catalog.current_schemas(true)::pg_catalog.text";
+}
+
+bool rwsess_probe_message(struct rwsess *rw, uint8_t type, const uint8_t *body, size_t len)
+{
+	if (type == 'D') {
+		struct pgread r;
+		pgread_init(&r, body, len);
+		int16_t ncols = pgread_int16(&r);
+		int32_t n = pgread_int32(&r);
+		const uint8_t *v = n > 0 ? pgread_bytes(&r, (size_t)n) : NULL;
+		if (ncols == 1 && v && n < 1024) {
+			char list[1024];
+			memcpy(list, v, (size_t)n);
+			list[n] = '\0';
+			rw->path_known = path_resolves_to(list, rw->px->cfg->migrate_prefix);
+		}
+	} else if (type == 'E') {
+		rw->path_known = false;
+	}
+	return type == 'Z';
+}
+
+/* A temporary table may shadow a migrated one under an unqualified name. */
+static bool creates_temporary(const char *sql)
+{
+	while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r')
+		sql++;
+	return strncasecmp(sql, "create", 6) == 0 && strcasestr(sql, "temp") != NULL;
+}
+
+static void note_settings_change(struct rwsess *rw, const char *sql, size_t len)
+{
+	if ((sqlscan_leading_keywords(sql, len) & SQLSCAN_SET) || creates_temporary(sql))
+		rw->path_known = false;
+}
+
+static bool session_view(struct rwsess *rw, struct rewrite_session *s)
+{
+	s->schema = rw->px->cfg->migrate_prefix;
+	s->tables = uuid_tables_list(rw->px->tables, &s->n_tables);
+	s->unqualified_in_schema = rw->path_known;
+	s->utf8_standard_strings = rw->utf8 && rw->standard_strings;
+	return s->n_tables > 0 && proxy_insert_uuid_active(rw->px);
+}
+
+static void count_result(struct rwsess *rw, enum rewrite_status st, const struct rewrite_result *res,
+			 const char *sql)
+{
+	struct proxy_stats *stats = &rw->px->stats;
+	if (st != REWRITE_DONE) {
+		stats->rewrite_passed++;
+		return;
+	}
+	stats->rewrite_statements++;
+	stats->rewrite_values += res->rows;
+	if (rw->px->cfg->log_rewrites) {
+		char rows[16];
+		snprintf(rows, sizeof(rows), "%u", res->rows);
+		log_event(LOG_DEBUG, "rewrite", rw->conn, rw->addr, "rows", rows, "sql", sql, LOG_KV_END);
+	}
+}
+
+/* ---- client to server --------------------------------------------------- */
+
+static void replace_message(struct evbuffer *in, struct evbuffer *out, size_t total, const struct pgbuf *b,
+			    struct relay *r)
+{
+	evbuffer_drain(in, total);
+	evbuffer_add(out, b->data, b->len);
+	r->bytes += b->len;
+}
+
+static void forward_message(struct evbuffer *in, struct evbuffer *out, size_t total, struct relay *r)
+{
+	evbuffer_remove_buffer(in, out, total);
+	r->bytes += total;
+}
+
+static void client_query(struct rwsess *rw, const uint8_t *body, size_t len, struct evbuffer *in,
+			 struct evbuffer *out, size_t total, struct relay *r)
+{
+	const char *sql = (const char *)body;
+	if (len == 0 || body[len - 1] != '\0') {
+		stmtmap_query(rw->map, "", NULL);
+		forward_message(in, out, total, r); /* the server rejects it */
+		return;
+	}
+	note_settings_change(rw, sql, len - 1);
+	struct rewrite_session s;
+	struct rewrite_result res;
+	memset(&res, 0, sizeof(res));
+	enum rewrite_status st = REWRITE_PASS;
+	if (session_view(rw, &s) && (sqlscan_leading_keywords(sql, len - 1) & (SQLSCAN_INSERT | SQLSCAN_WITH))) {
+		st = rewrite_query(&s, &rw->px->uuidgen, sql, &res);
+		count_result(rw, st, &res, sql);
+	}
+	if (st != REWRITE_DONE) {
+		stmtmap_query(rw->map, sql, NULL);
+		forward_message(in, out, total, r);
+		rewrite_result_free(&res);
+		return;
+	}
+	struct pgbuf b;
+	pgbuf_init(&b);
+	size_t start = pgbuf_begin_msg(&b, 'Q');
+	pgbuf_put_bytes(&b, res.sql, res.sql_len);
+	pgbuf_put_u8(&b, 0);
+	pgbuf_end_msg(&b, start);
+	stmtmap_query(rw->map, sql, &res.posmap);
+	memset(&res.posmap, 0, sizeof(res.posmap)); /* the map owns it now */
+	replace_message(in, out, total, &b, r);
+	pgbuf_free(&b);
+	rewrite_result_free(&res);
+}
+
+static void client_parse(struct rwsess *rw, const uint8_t *body, size_t len, struct evbuffer *in,
+			 struct evbuffer *out, size_t total, struct relay *r)
+{
+	struct pgread rd;
+	pgread_init(&rd, body, len);
+	const char *name = pgread_str(&rd);
+	const char *sql = pgread_str(&rd);
+	if (!name || !sql) {
+		stmtmap_parse(rw->map, "", NULL, NULL);
+		forward_message(in, out, total, r);
+		return;
+	}
+	note_settings_change(rw, sql, strlen(sql));
+	struct rewrite_session s;
+	struct rewrite_result res;
+	struct pgbuf b;
+	memset(&res, 0, sizeof(res));
+	pgbuf_init(&b);
+	enum rewrite_status st = REWRITE_PASS;
+	if (session_view(rw, &s) && (sqlscan_leading_keywords(sql, strlen(sql)) & (SQLSCAN_INSERT | SQLSCAN_WITH))) {
+		st = rewrite_ext_parse(&s, body, len, &b, &res);
+		count_result(rw, st, &res, sql);
+	}
+	if (st == REWRITE_DONE && !pgbuf_failed(&b)) {
+		struct stmtmap_entry e = { res.orig_params, res.extra_params, res.rows };
+		stmtmap_parse(rw->map, name, &e, &res.posmap);
+		memset(&res.posmap, 0, sizeof(res.posmap));
+		rw->rewrote_statements = true;
+		replace_message(in, out, total, &b, r);
+	} else {
+		stmtmap_parse(rw->map, name, NULL, NULL);
+		forward_message(in, out, total, r);
+	}
+	pgbuf_free(&b);
+	rewrite_result_free(&res);
+}
+
+static void client_bind(struct rwsess *rw, const uint8_t *body, size_t len, struct evbuffer *in,
+			struct evbuffer *out, size_t total, struct relay *r)
+{
+	struct pgread rd;
+	pgread_init(&rd, body, len);
+	const char *portal = pgread_str(&rd);
+	const char *stmt = pgread_str(&rd);
+	const struct stmtmap_entry *e = portal && stmt ? stmtmap_lookup(rw->map, stmt) : NULL;
+	struct pgbuf b;
+	pgbuf_init(&b);
+	struct rewrite_ext_error err;
+	bool replaced = false;
+	/* Statements prepared with hidden parameters get fresh values on every
+	 * Bind, even after the window has closed: their text is fixed. */
+	if (e && e->extra_params &&
+	    rewrite_ext_bind(body, len, e->orig_params, e->extra_params, &rw->px->uuidgen, &b, &err) == REWRITE_BIND_OK) {
+		rw->px->stats.rewrite_values += e->extra_params;
+		replaced = true;
+	}
+	stmtmap_other(rw->map);
+	if (replaced)
+		replace_message(in, out, total, &b, r);
+	else
+		forward_message(in, out, total, r);
+	pgbuf_free(&b);
+}
+
+/* Close and Describe name a statement ('S') or a portal ('P'). */
+static void client_close_or_describe(struct rwsess *rw, uint8_t type, const uint8_t *body, size_t len,
+				     struct evbuffer *in, struct evbuffer *out, size_t total, struct relay *r)
+{
+	struct pgread rd;
+	pgread_init(&rd, body, len);
+	uint8_t kind = pgread_u8(&rd);
+	const char *name = pgread_str(&rd);
+	if (kind != 'S' || !name)
+		stmtmap_other(rw->map);
+	else if (type == 'C')
+		stmtmap_close(rw->map, name);
+	else
+		stmtmap_describe_statement(rw->map, name);
+	forward_message(in, out, total, r);
+}
+
+static bool client_needs_body(const struct rwsess *rw, uint8_t type)
+{
+	return type == 'Q' || type == 'P' || type == 'C' || type == 'D' || (type == 'B' && rw->rewrote_statements);
+}
+
+/* Messages forwarded untouched that the server answers. */
+static void note_client_message(struct rwsess *rw, uint8_t type)
+{
+	switch (type) {
+	case 'B':
+	case 'E':
+		stmtmap_other(rw->map);
+		break;
+	case 'S':
+		stmtmap_sync(rw->map);
+		break;
+	case 'F':
+		stmtmap_function_call(rw->map);
+		break;
+	default:
+		break; /* Flush, Terminate, COPY data: no reply of their own */
+	}
+}
+
+static void handle_client_message(struct rwsess *rw, uint8_t type, const uint8_t *body, size_t len,
+				  struct evbuffer *in, struct evbuffer *out, size_t total, struct relay *r)
+{
+	switch (type) {
+	case 'Q':
+		client_query(rw, body, len, in, out, total, r);
+		break;
+	case 'P':
+		client_parse(rw, body, len, in, out, total, r);
+		break;
+	case 'B':
+		client_bind(rw, body, len, in, out, total, r);
+		break;
+	default:
+		client_close_or_describe(rw, type, body, len, in, out, total, r);
+	}
+}
+
+/* ---- server to client ----------------------------------------------------- */
+
+static void server_error(struct rwsess *rw, const uint8_t *body, size_t len, struct evbuffer *in,
+			 struct evbuffer *out, size_t total, struct relay *r)
+{
+	const struct rewrite_posmap *pm = stmtmap_current_posmap(rw->map);
+	struct pg_error e;
+	if (pm && pgmsg_parse_error(body, len, &e) && e.sqlstate && strcmp(e.sqlstate, SQLSTATE_UNDEFINED_COLUMN) == 0) {
+		/* A rewritten statement met a table without the column (migrate
+		 * down, or a temporary table): read the set again, and stop
+		 * trusting unqualified names in this session. */
+		rw->path_known = false;
+		uuid_tables_refresh(rw->px->tables, "undefined column after a rewrite");
+	}
+	struct pgbuf b;
+	pgbuf_init(&b);
+	bool mapped = pm && rewrite_ext_error_position('E', body, len, pm, &b) && !pgbuf_failed(&b);
+	stmtmap_server(rw->map, 'E', body, len);
+	if (mapped)
+		replace_message(in, out, total, &b, r);
+	else
+		forward_message(in, out, total, r);
+	pgbuf_free(&b);
+}
+
+static void server_param_desc(struct rwsess *rw, const uint8_t *body, size_t len, struct evbuffer *in,
+			      struct evbuffer *out, size_t total, struct relay *r)
+{
+	uint32_t hidden = stmtmap_current_hidden_params(rw->map);
+	struct pgbuf b;
+	pgbuf_init(&b);
+	bool trimmed = hidden && rewrite_ext_param_desc(body, len, hidden, &b) && !pgbuf_failed(&b);
+	stmtmap_server(rw->map, 't', body, len);
+	if (trimmed)
+		replace_message(in, out, total, &b, r);
+	else
+		forward_message(in, out, total, r);
+	pgbuf_free(&b);
+}
+
+static void server_parameter_status(struct rwsess *rw, const uint8_t *body, size_t len, struct evbuffer *in,
+				    struct evbuffer *out, size_t total, struct relay *r)
+{
+	struct pgread rd;
+	pgread_init(&rd, body, len);
+	const char *name = pgread_str(&rd);
+	const char *value = pgread_str(&rd);
+	if (name && value)
+		rwsess_parameter(rw, name, value);
+	forward_message(in, out, total, r);
+}
+
+static bool server_needs_body(uint8_t type)
+{
+	return type == 'E' || type == 't' || type == 'S' || type == 'C' || type == 'Z';
+}
+
+static void handle_server_message(struct rwsess *rw, uint8_t type, const uint8_t *body, size_t len,
+				  struct evbuffer *in, struct evbuffer *out, size_t total, struct relay *r)
+{
+	switch (type) {
+	case 'E':
+		server_error(rw, body, len, in, out, total, r);
+		break;
+	case 't':
+		server_param_desc(rw, body, len, in, out, total, r);
+		break;
+	case 'S':
+		server_parameter_status(rw, body, len, in, out, total, r);
+		break;
+	case 'Z':
+		r->readies++;
+		r->saw_ready = true;
+		r->ready_status = len == 1 ? body[0] : 0;
+		stmtmap_server(rw->map, 'Z', body, len);
+		forward_message(in, out, total, r);
+		break;
+	default:
+		stmtmap_server(rw->map, (char)type, body, len);
+		forward_message(in, out, total, r);
+	}
+}
+
+/* ---- the shared loop -------------------------------------------------------- */
+
+typedef bool (*needs_body_fn)(const struct rwsess *rw, uint8_t type);
+typedef void (*untouched_fn)(struct rwsess *rw, uint8_t type);
+typedef void (*handle_fn)(struct rwsess *rw, uint8_t type, const uint8_t *body, size_t len,
+			  struct evbuffer *in, struct evbuffer *out, size_t total, struct relay *r);
+
+struct direction {
+	bool from_client;        /* counts Query and Sync, each answered by a ReadyForQuery */
+	needs_body_fn needs_body;
+	untouched_fn untouched;
+	handle_fn handle;
+};
+
+static bool server_needs_body_fn(const struct rwsess *rw, uint8_t type)
+{
+	(void)rw;
+	return server_needs_body(type);
+}
+
+static void server_untouched(struct rwsess *rw, uint8_t type)
+{
+	stmtmap_server(rw->map, (char)type, NULL, 0);
+}
+
+static void flush_prefix(struct evbuffer *in, struct evbuffer *out, size_t *fwd, struct relay *r)
+{
+	if (*fwd) {
+		evbuffer_remove_buffer(in, out, *fwd);
+		r->bytes += *fwd;
+		*fwd = 0;
+	}
+}
+
+/* Messages that need no inspection are forwarded in runs (and streamed when
+ * large); one that does is handled whole, once it has fully arrived. */
+static enum relay_status relay_inspecting(struct rwsess *rw, const struct direction *d, struct evbuffer *in,
+					  struct evbuffer *out, struct relay *r, uint32_t max_len)
+{
+	size_t fwd = 0;
+	enum relay_status result = RELAY_OK;
+	r->saw_ready = false;
+	for (;;) {
+		size_t avail = evbuffer_get_length(in);
+		if (r->remaining) {
+			size_t take = avail - fwd < r->remaining ? avail - fwd : r->remaining;
+			fwd += take;
+			r->remaining -= (uint32_t)take;
+			if (r->remaining)
+				break;
+		}
+		if (avail - fwd < PG_HEADER_LEN)
+			break;
+		uint8_t header[PG_HEADER_LEN], type;
+		uint32_t total;
+		struct evbuffer_ptr pos;
+		evbuffer_ptr_set(in, &pos, fwd, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(in, &pos, header, sizeof(header));
+		enum pgmsg_status st = pgmsg_header(header, sizeof(header), max_len, &type, &total);
+		if (st != PGMSG_OK) {
+			result = st == PGMSG_TOO_LARGE ? RELAY_TOO_LARGE : RELAY_BAD_LENGTH;
+			break;
+		}
+		if (!d->needs_body(rw, type)) {
+			r->messages++;
+			r->syncs += d->from_client && type == 'S';
+			d->untouched(rw, type);
+			size_t take = avail - fwd < total ? avail - fwd : total;
+			fwd += take;
+			r->remaining = (uint32_t)(total - take);
+			continue;
+		}
+		if (avail - fwd < total)
+			break;
+		flush_prefix(in, out, &fwd, r);
+		r->messages++;
+		r->syncs += d->from_client && type == 'Q';
+		const uint8_t *msg = evbuffer_pullup(in, total);
+		d->handle(rw, type, msg + PG_HEADER_LEN, total - PG_HEADER_LEN, in, out, total, r);
+	}
+	flush_prefix(in, out, &fwd, r);
+	return result;
+}
+
+static bool client_needs_body_fn(const struct rwsess *rw, uint8_t type)
+{
+	return client_needs_body(rw, type);
+}
+
+static const struct direction client_direction = { true, client_needs_body_fn, note_client_message,
+						   handle_client_message };
+static const struct direction server_direction = { false, server_needs_body_fn, server_untouched,
+						   handle_server_message };
+
+enum relay_status rwsess_client_to_server(struct rwsess *rw, struct evbuffer *in, struct evbuffer *out,
+					  struct relay *r, uint32_t max_len)
+{
+	return relay_inspecting(rw, &client_direction, in, out, r, max_len);
+}
+
+enum relay_status rwsess_server_to_client(struct rwsess *rw, struct evbuffer *in, struct evbuffer *out,
+					  struct relay *r)
+{
+	return relay_inspecting(rw, &server_direction, in, out, r, 0x7fffffffu);
+}
