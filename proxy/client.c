@@ -229,7 +229,9 @@ static void on_close_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Closes the server leg at once; the client leg after its output (a final
- * ErrorResponse, usually) has been flushed, bounded by a short timer. */
+ * ErrorResponse, usually) has been flushed, bounded by a short timer. The
+ * client itself is freed from the event loop, never here: callers up the
+ * stack may still look at it (they see CL_CLOSING and stop). */
 static void client_close(struct client *c, const char *reason)
 {
 	if (c->state == CL_CLOSING)
@@ -246,19 +248,20 @@ static void client_close(struct client *c, const char *reason)
 	stream_free(c->ss);
 	c->ss = NULL;
 	c->state = CL_CLOSING;
-	if (!c->cs || stream_output_length(c->cs) == 0) {
-		client_free(c);
-		return;
+	if (c->peek_ev)
+		event_del(c->peek_ev);
+	struct timeval tv = { 0, 0 };
+	if (c->cs && stream_output_length(c->cs) > 0) {
+		stream_pause_read(c->cs);
+		stream_want_drained(c->cs, 0);
+		tv.tv_sec = CLOSE_FLUSH_SECONDS;
 	}
-	stream_pause_read(c->cs);
-	stream_want_drained(c->cs, 0);
-	struct timeval tv = { CLOSE_FLUSH_SECONDS, 0 };
-	c->close_timer = evtimer_new(c->px->base, on_close_timeout, c);
-	if (!c->close_timer) {
-		client_free(c);
-		return;
-	}
-	evtimer_add(c->close_timer, &tv);
+	if (!c->close_timer)
+		c->close_timer = evtimer_new(c->px->base, on_close_timeout, c);
+	if (c->close_timer)
+		evtimer_add(c->close_timer, &tv);
+	else
+		client_free(c); /* out of memory: nothing better left */
 }
 
 static void send_to_client(struct client *c, const struct pgbuf *b)
@@ -345,6 +348,34 @@ static void relay_server_to_client(struct client *c)
 	if (c->s2c.saw_ready) {
 		c->tx_status = c->s2c.ready_status;
 		proxy_close_idle_if_draining(c->px, c);
+	}
+}
+
+/* ---- whole-message handling before and outside the relay ---------------- */
+
+typedef bool (*message_fn)(struct client *c, uint8_t type, const uint8_t *msg, long total);
+
+/* Hands each whole message of `in` to fn while fn returns true and the client
+ * stays in `state`; a bad length closes the client. */
+static void each_message(struct client *c, struct evbuffer *in, uint32_t max, enum client_state state,
+			 message_fn fn)
+{
+	while (c->state == state) {
+		uint8_t type = 0, *msg = NULL;
+		enum relay_status st = RELAY_OK;
+		long total = relay_peek_message(in, max, &type, &msg, &st);
+		if (total == 0)
+			return;
+		if (total < 0 || !msg) {
+			bool server = c->ss && in == stream_input(c->ss);
+			fail_client(c, SQLSTATE_PROTOCOL_VIOLATION,
+				    server ? "server sent an invalid message during login"
+				    : st == RELAY_TOO_LARGE ? "message too large before authentication"
+							    : "invalid message length", NULL);
+			return;
+		}
+		if (!fn(c, type, msg, total))
+			return;
 	}
 }
 
@@ -569,30 +600,16 @@ static bool login_server_message(struct client *c, uint8_t type, const uint8_t *
 
 static void login_from_server(struct client *c)
 {
-	struct evbuffer *in = stream_input(c->ss);
-	for (;;) {
-		uint8_t type, *msg = NULL;
-		enum relay_status st;
-		long total = relay_peek_message(in, LOGIN_SERVER_MAX_MESSAGE, &type, &msg, &st);
-		if (total == 0)
-			break;
-		if (total < 0 || !msg) {
-			fail_client(c, SQLSTATE_PROTOCOL_VIOLATION, "server sent an invalid message during login", NULL);
-			return;
-		}
-		if (!login_server_message(c, type, msg, total))
-			break;
-	}
+	each_message(c, stream_input(c->ss), LOGIN_SERVER_MAX_MESSAGE, CL_LOGIN, login_server_message);
 	if (c->state == CL_ACTIVE) {
 		stream_flush(c->cs);
-		if (evbuffer_get_length(in) > 0)
+		if (evbuffer_get_length(stream_input(c->ss)) > 0)
 			relay_server_to_client(c);
 		if (c->state == CL_ACTIVE && evbuffer_get_length(stream_input(c->cs)) > 0)
 			relay_client_to_server(c);
-		return;
-	}
-	if (c->state == CL_LOGIN)
+	} else if (c->state == CL_LOGIN) {
 		stream_flush(c->cs);
+	}
 }
 
 /* With TLS on both legs, the server offers SCRAM-SHA-256-PLUS; the proxy hides
@@ -616,35 +633,29 @@ static bool refuses_downgrade(struct client *c, const uint8_t *msg, long total)
 	return true;
 }
 
+static bool login_client_message(struct client *c, uint8_t type, const uint8_t *msg, long total)
+{
+	if (type == 'X') {
+		client_close(c, "client terminated during login");
+		return false;
+	}
+	if (type != 'p' || c->proxy_auth) {
+		char text[96];
+		snprintf(text, sizeof(text), "expected a password response, got message type %d", type);
+		fail_client(c, SQLSTATE_PROTOCOL_VIOLATION, text, NULL);
+		return false;
+	}
+	if (refuses_downgrade(c, msg, total))
+		return false;
+	forward_whole(stream_input(c->cs), c->ss, total);
+	return true;
+}
+
 static void login_from_client(struct client *c)
 {
-	struct evbuffer *in = stream_input(c->cs);
-	for (;;) {
-		uint8_t type, *msg = NULL;
-		enum relay_status st;
-		long total = relay_peek_message(in, PG_PRE_AUTH_MAX_MESSAGE, &type, &msg, &st);
-		if (total == 0)
-			break;
-		if (total < 0 || !msg) {
-			fail_client(c, SQLSTATE_PROTOCOL_VIOLATION, st == RELAY_TOO_LARGE
-				    ? "message too large before authentication" : "invalid message length", NULL);
-			return;
-		}
-		if (type == 'X') {
-			client_close(c, "client terminated during login");
-			return;
-		}
-		if (type != 'p' || c->proxy_auth) {
-			char text[96];
-			snprintf(text, sizeof(text), "expected a password response, got message type %d", type);
-			fail_client(c, SQLSTATE_PROTOCOL_VIOLATION, text, NULL);
-			return;
-		}
-		if (refuses_downgrade(c, msg, total))
-			return;
-		forward_whole(in, c->ss, total);
-	}
-	stream_flush(c->ss);
+	each_message(c, stream_input(c->cs), PG_PRE_AUTH_MAX_MESSAGE, CL_LOGIN, login_client_message);
+	if (c->state == CL_LOGIN)
+		stream_flush(c->ss);
 }
 
 /* ---- connecting to the server ------------------------------------------ */
@@ -863,45 +874,38 @@ static void admin_login(struct client *c)
 	begin_client_auth(c);
 }
 
-static void admin_from_client(struct client *c)
+static bool admin_client_message(struct client *c, uint8_t type, const uint8_t *msg, long total)
 {
 	struct evbuffer *in = stream_input(c->cs);
-	while (c->state == CL_ADMIN) {
-		uint8_t type, *msg = NULL;
-		enum relay_status st;
-		long total = relay_peek_message(in, PG_PRE_AUTH_MAX_MESSAGE, &type, &msg, &st);
-		if (total == 0)
-			return;
-		if (total < 0 || !msg) {
-			fail_client(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length", NULL);
-			return;
-		}
-		if (type == 'X') {
-			client_close(c, "client closed the admin session");
-			return;
-		}
-		struct pgbuf out;
-		pgbuf_init(&out);
-		bool alive = true;
-		if (type == 'Q' && msg[total - 1] == '\0') {
-			char *query = strndup((const char *)msg + PG_HEADER_LEN, (size_t)total - PG_HEADER_LEN);
-			evbuffer_drain(in, (size_t)total);
-			alive = query && admin_execute(c->px, c, query, &out);
-			free(query);
-		} else {
-			evbuffer_drain(in, (size_t)total);
-			struct pg_error e = { .severity = "ERROR", .sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED,
-					      .message = "the admin console speaks only the simple query protocol" };
-			pgmsg_put_error(&out, 'E', &e);
-			pgmsg_put_ready(&out, 'I');
-		}
-		send_to_client(c, &out);
-		pgbuf_free(&out);
-		if (!alive) {
-			client_close(c, "closed by the admin console");
-			return;
-		}
+	if (type == 'X') {
+		client_close(c, "client closed the admin session");
+		return false;
 	}
+	struct pgbuf out;
+	pgbuf_init(&out);
+	bool alive = true;
+	if (type == 'Q' && msg[total - 1] == '\0') {
+		char *query = strndup((const char *)msg + PG_HEADER_LEN, (size_t)total - PG_HEADER_LEN);
+		evbuffer_drain(in, (size_t)total);
+		alive = query && admin_execute(c->px, c, query, &out);
+		free(query);
+	} else {
+		evbuffer_drain(in, (size_t)total);
+		struct pg_error e = { .severity = "ERROR", .sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED,
+				      .message = "the admin console speaks only the simple query protocol" };
+		pgmsg_put_error(&out, 'E', &e);
+		pgmsg_put_ready(&out, 'I');
+	}
+	send_to_client(c, &out);
+	pgbuf_free(&out);
+	if (!alive)
+		client_close(c, "closed by the admin console");
+	return alive;
+}
+
+static void admin_from_client(struct client *c)
+{
+	each_message(c, stream_input(c->cs), PG_PRE_AUTH_MAX_MESSAGE, CL_ADMIN, admin_client_message);
 }
 
 static void client_authenticated(struct client *c)
@@ -953,36 +957,34 @@ static void begin_client_auth(struct client *c)
 		auth_failed(c, sqlstate, err);
 }
 
+static bool auth_client_message(struct client *c, uint8_t type, const uint8_t *msg, long total)
+{
+	if (type != 'p') {
+		if (type == 'X')
+			client_close(c, "client terminated during login");
+		else
+			fail_client(c, SQLSTATE_PROTOCOL_VIOLATION, "expected a password response", NULL);
+		return false;
+	}
+	const char *sqlstate = NULL;
+	char err[300] = "";
+	struct pgbuf out;
+	pgbuf_init(&out);
+	enum auth_result rc = client_auth_step(c->cauth, msg + PG_HEADER_LEN, (size_t)total - PG_HEADER_LEN,
+					       &out, &sqlstate, err, sizeof(err));
+	evbuffer_drain(stream_input(c->cs), (size_t)total);
+	send_to_client(c, &out);
+	pgbuf_free(&out);
+	if (rc == AUTH_DONE)
+		client_authenticated(c);
+	else if (rc == AUTH_FAILED)
+		auth_failed(c, sqlstate, err);
+	return rc == AUTH_CONTINUE;
+}
+
 static void auth_from_client(struct client *c)
 {
-	struct evbuffer *in = stream_input(c->cs);
-	while (c->state == CL_AUTH) {
-		uint8_t type, *msg = NULL;
-		enum relay_status st;
-		long total = relay_peek_message(in, PG_PRE_AUTH_MAX_MESSAGE, &type, &msg, &st);
-		if (total == 0)
-			return;
-		if (total < 0 || !msg || type != 'p') {
-			if (type == 'X' && total > 0)
-				client_close(c, "client terminated during login");
-			else
-				fail_client(c, SQLSTATE_PROTOCOL_VIOLATION, "expected a password response", NULL);
-			return;
-		}
-		const char *sqlstate = NULL;
-		char err[300] = "";
-		struct pgbuf out;
-		pgbuf_init(&out);
-		enum auth_result rc = client_auth_step(c->cauth, msg + PG_HEADER_LEN, (size_t)total - PG_HEADER_LEN,
-						       &out, &sqlstate, err, sizeof(err));
-		evbuffer_drain(in, (size_t)total);
-		send_to_client(c, &out);
-		pgbuf_free(&out);
-		if (rc == AUTH_DONE)
-			client_authenticated(c);
-		else if (rc == AUTH_FAILED)
-			auth_failed(c, sqlstate, err);
-	}
+	each_message(c, stream_input(c->cs), PG_PRE_AUTH_MAX_MESSAGE, CL_AUTH, auth_client_message);
 }
 
 static void upgrade_to_tls(struct client *c)
