@@ -39,9 +39,57 @@ static enum auth_result password_failed(struct client_auth *st, const char **sql
 			 "password authentication failed for user \"%s\"", st->user);
 }
 
+/* SCRAM secrets derived from plain passwords, kept so that a user's salt stays
+ * the same from one login to the next (as a stored secret's does, and as the
+ * doomed exchange of an unknown user imitates) and the key derivation is paid
+ * once. The proxy is single-threaded; the cache is emptied on reload. */
+struct derived_secret {
+	struct derived_secret *next;
+	char *user;
+	char *password;
+	struct scram_secret secret;
+};
+
+static struct derived_secret *derived_secrets;
+
+void auth_forget_derived_secrets(void)
+{
+	while (derived_secrets) {
+		struct derived_secret *d = derived_secrets;
+		derived_secrets = d->next;
+		OPENSSL_cleanse(d->password, strlen(d->password));
+		OPENSSL_cleanse(&d->secret, sizeof(d->secret));
+		free(d->user);
+		free(d->password);
+		free(d);
+	}
+}
+
+static bool derive_secret(const char *user, const char *password, struct scram_secret *out)
+{
+	for (struct derived_secret *d = derived_secrets; d; d = d->next) {
+		if (strcmp(d->user, user) == 0 && strcmp(d->password, password) == 0) {
+			*out = d->secret;
+			return true;
+		}
+	}
+	if (!scram_secret_generate(password, SCRAM_DEFAULT_ITERATIONS, out))
+		return false;
+	struct derived_secret *d = calloc(1, sizeof(*d));
+	if (d && (d->user = strdup(user)) && (d->password = strdup(password))) {
+		d->secret = *out;
+		d->next = derived_secrets;
+		derived_secrets = d;
+	} else if (d) {
+		free(d->user);
+		free(d);
+	}
+	return true;
+}
+
 /* A SCRAM exchange needs a SCRAM secret; a plain password is turned into one
- * with a fresh salt (the client cannot tell). Unknown users get a doomed
- * exchange with a stable fake salt, so that user names cannot be probed. */
+ * (the client cannot tell). Unknown users get a doomed exchange with a stable
+ * fake salt, so that user names cannot be probed. */
 static bool begin_scram(struct client_auth *st, const uint8_t mock_key[SCRAM_KEY_LEN])
 {
 	if (!st->secret)
@@ -49,7 +97,7 @@ static bool begin_scram(struct client_auth *st, const uint8_t mock_key[SCRAM_KEY
 	else if (authfile_secret_kind(st->secret) == AUTHFILE_SECRET_SCRAM &&
 		 scram_parse_secret(st->secret, &st->scram_secret))
 		st->scram = scram_server_begin(&st->scram_secret);
-	else if (scram_secret_generate(st->secret, SCRAM_DEFAULT_ITERATIONS, &st->scram_secret))
+	else if (derive_secret(st->user, st->secret, &st->scram_secret))
 		st->scram = scram_server_begin(&st->scram_secret);
 	return st->scram != NULL;
 }

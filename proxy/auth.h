@@ -21,6 +21,9 @@ enum auth_result {
 
 struct client_auth;
 
+/* Forgets the SCRAM secrets derived from plain passwords (auth_file reload). */
+void auth_forget_derived_secrets(void);
+
 /* Starts challenging a client. secret is NULL for an unknown user, who gets
  * an exchange that looks real but cannot succeed. The first challenge (none
  * for trust) is appended to out; AUTH_DONE means no challenge is needed. */

@@ -14,6 +14,7 @@
 
 #include "build_config.h"
 
+#include "auth.h"
 #include "authfile.h"
 #include "client.h"
 #include "gate.h"
@@ -61,6 +62,7 @@ static bool load_auth_file(struct proxy *px, char *err, size_t errlen)
 	}
 	authfile_free(px->authfile);
 	px->authfile = af;
+	auth_forget_derived_secrets();
 	return true;
 }
 
@@ -365,6 +367,7 @@ void proxy_free(struct proxy *px)
 		unlink(px->cfg->pidfile);
 	upstream_free(px->upstream);
 	authfile_free(px->authfile);
+	auth_forget_derived_secrets();
 	if (px->client_tls)
 		SSL_CTX_free(px->client_tls);
 	if (px->dns)
