@@ -113,6 +113,9 @@ static bool up_locked(struct runner *r, enum migrate_result *result, struct mg_e
 	if (v == ENGINE_NOT_APPLICABLE) {
 		*result = MIGRATE_RESULT_NOT_APPLICABLE;
 		progress_message(r->prog, "%s", reason);
+	} else if (v == ENGINE_AT_40 && !r->opt->repair) {
+		/* Another runner finished while this one waited. */
+		ok = up_verify_only(r, &cat);
 	} else {
 		ok = engine_prepare(r, &cat, err) && up_tables(r, &cat, err);
 		if (ok && v == ENGINE_RUN)
