@@ -436,8 +436,9 @@ bool backfill_run(struct runner *r, const struct table_state *t, int64_t *writte
 	}
 	backfill_init(&b, r, t);
 	bool ok = backfill_bounds(&b, &nulls, err);
+	if (ok)
+		progress_rows_total(r->prog, nulls - t->reltuples);
 	if (ok && nulls > 0) {
-		progress_rows_total(r->prog, nulls);
 		mlog_info(r->opt, "%s: backfilling %lld rows (%s %lld..%lld), %d worker(s)%s%s", t->name,
 			  (long long)nulls, t->pk, (long long)b.next_lo, (long long)b.end - 1,
 			  r->opt->workers, t->triggers ? "; these user triggers fire on each row: " : "",

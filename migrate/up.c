@@ -47,6 +47,11 @@ static bool up_tables(struct runner *r, struct catalog *cat, struct mg_error *er
 {
 	int total = up_existing_tables(cat), done = 0;
 	progress_phase(r->prog, MIGRATE_PHASE_MIGRATING);
+	/* Rows to backfill, estimated from the statistics until each table's
+	 * exact count replaces its estimate (backfill_run). */
+	for (int i = 0; i < CATALOG_TABLES; i++)
+		if (cat->tables[i].exists && !cat->tables[i].uuid_notnull)
+			progress_rows_total(r->prog, cat->tables[i].reltuples);
 	for (int i = 0; i < CATALOG_TABLES; i++) {
 		if (!cat->tables[i].exists) {
 			mlog_info(r->opt, "%s: table missing (module not installed), skipped",

@@ -1,0 +1,165 @@
+#!/usr/bin/python3
+"""PhoenixKit's own V40 (one transaction) against `uuidgate migrate up`, on the
+same generated V39 data, each under the same pgbench application workload.
+
+    /usr/bin/python3 bench/migrate_bench.py [--scale 1000] [--clients 4] [--rate 200]
+
+Prints, per method: migration wall time, the longest and 99.9th-percentile
+application transaction latency while it ran (pgbench per-transaction logs),
+application errors, and the ratios uuidgate / reference; then the cost of one
+uuid_generate_v7() call, PhoenixKit's PL/pgSQL against uuidgate's SQL."""
+
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
+from harness import PgServer  # noqa: E402
+
+MIGRATE = os.environ.get("UUIDGATE_MIGRATE_CMD", os.path.join(ROOT, "build", "migrate", "uuidgate-migrate")).split()
+APP_SQL = os.path.join(ROOT, "bench", "migrate_app.sql")
+CHUNK_S = 2
+
+
+class App(threading.Thread):
+    """pgbench in back-to-back chunks, each writing its own per-transaction
+    log (pgbench only flushes its log at a normal exit)."""
+
+    def __init__(self, pg, db, args, logdir):
+        super().__init__(daemon=True)
+        self.pg, self.db, self.args, self.logdir = pg, db, args, logdir
+        self.stop = threading.Event()
+        self.errors = []
+        self.chunks = 0
+
+    def run(self):
+        while not self.stop.is_set():
+            prefix = os.path.join(self.logdir, f"chunk{self.chunks:05d}")
+            self.chunks += 1
+            cmd = [os.path.join(self.pg.bindir, "pgbench"), "-n", "-M", "prepared",
+                   "-c", str(self.args.clients), "-j", str(min(self.args.clients, 2)),
+                   "-T", str(CHUNK_S), "-R", str(self.args.rate), "-D", f"scale={self.args.scale}",
+                   "-f", APP_SQL, "--log", "--log-prefix", prefix,
+                   "-h", "127.0.0.1", "-p", str(self.pg.port), "-U", "postgres", self.db]
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            for line in r.stderr.splitlines():
+                if "aborted" in line or "ERROR" in line or "error" in line.lower():
+                    self.errors.append(line)
+
+    def latencies(self, t0, t1):
+        """Latencies in ms of transactions that ran within [t0, t1]."""
+        out = []
+        for path in glob.glob(os.path.join(self.logdir, "chunk*")):
+            with open(path) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) < 6 or parts[2] == "skipped":
+                        continue
+                    end = int(parts[4]) + int(parts[5]) / 1e6
+                    lat_ms = int(parts[2]) / 1000.0
+                    if end >= t0 and end - lat_ms / 1000.0 <= t1:
+                        out.append(lat_ms)
+        return sorted(out)
+
+
+def psql(pg, db, *args):
+    subprocess.run([os.path.join(pg.bindir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                    "-d", pg.conninfo(dbname=db), *args], check=True, capture_output=True, text=True)
+
+
+def run_method(pg, args, name, migrate):
+    db = f"bench_{name}"
+    pg.sql(f"DROP DATABASE IF EXISTS {db}")
+    pg.sql(f"CREATE DATABASE {db} TEMPLATE bench_v39")
+    psql(pg, db, "-c", "VACUUM ANALYZE")
+    logdir = tempfile.mkdtemp(prefix=f"bench-{name}-")
+    app = App(pg, db, args, logdir)
+    app.start()
+    time.sleep(CHUNK_S + 1)  # the application is warm and steady before
+    t0 = time.time()
+    migrate(db)
+    t1 = time.time()
+    time.sleep(1)
+    app.stop.set()
+    app.join()
+    lat = app.latencies(t0, t1)
+    errors = [e for e in app.errors]
+    shutil.rmtree(logdir, ignore_errors=True)
+    p999 = lat[min(len(lat) - 1, int(len(lat) * 0.999))] if lat else float("nan")
+    return {"name": name, "db": db, "wall": t1 - t0, "max": lat[-1] if lat else float("nan"),
+            "p999": p999, "txns": len(lat), "errors": len(errors), "error_lines": errors[:5]}
+
+
+def reference(pg):
+    def go(db):
+        psql(pg, db, "-f", os.path.join(ROOT, "tests", "fixtures", "phoenixkit_v40.sql"))
+    return go
+
+
+def uuidgate(pg, extra):
+    def go(db):
+        r = subprocess.run(MIGRATE + ["up", "--upstream", pg.conninfo(dbname=db), "--quiet"] + extra,
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"uuidgate migrate up failed ({r.returncode}):\n{r.stderr}")
+    return go
+
+
+def function_cost_us(pg, db, n=300000):
+    out = subprocess.run([os.path.join(pg.bindir, "psql"), "-X", "-A", "-t", "-d", pg.conninfo(dbname=db),
+                          "-c", "\\timing on", "-c",
+                          f"SELECT count(public.uuid_generate_v7()) FROM generate_series(1, {n})"],
+                         check=True, capture_output=True, text=True).stdout
+    ms = [float(line.split()[1]) for line in out.splitlines() if line.startswith("Time:")][-1]
+    return ms * 1000.0 / n
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=int, default=1000)
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--rate", type=int, default=200, help="application transactions per second")
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args()
+
+    pg = PgServer(settings={"max_wal_size": "'4GB'", "checkpoint_timeout": "'15min'"}).init().start()
+    try:
+        print(f"loading V39 fixture at scale {args.scale} ...", flush=True)
+        pg.sql("CREATE DATABASE bench_v39")
+        subprocess.run([os.path.join(ROOT, "tests", "fixtures", "load_v39.sh"),
+                        pg.conninfo(dbname="bench_v39"), str(args.scale)], check=True)
+        rows = pg.sql("SELECT sum(n_live_tup) FROM pg_stat_user_tables", dbname="bench_v39")
+        print(f"  {rows} rows; app: pgbench -M prepared, {args.clients} clients, {args.rate} tps", flush=True)
+
+        results = [run_method(pg, args, "reference", reference(pg)),
+                   run_method(pg, args, "uuidgate", uuidgate(pg, ["--workers", str(args.workers)]))]
+        print()
+        print(f"{'method':<12} {'wall s':>8} {'max ms':>9} {'p99.9 ms':>9} {'txns':>7} {'errors':>7}")
+        for r in results:
+            print(f"{r['name']:<12} {r['wall']:>8.1f} {r['max']:>9.1f} {r['p999']:>9.1f} "
+                  f"{r['txns']:>7} {r['errors']:>7}")
+            for e in r["error_lines"]:
+                print(f"    {e}")
+        ref, ug = results
+        print(f"\nratios uuidgate/reference: wall {ug['wall'] / ref['wall']:.2f}x, "
+              f"longest stall {ug['max'] / ref['max']:.3f}x, p99.9 {ug['p999'] / ref['p999']:.3f}x")
+        print(f"targets: longest stall <= 100 ms: {'met' if ug['max'] <= 100 else 'NOT met'}; "
+              f"wall <= 2x reference: {'met' if ug['wall'] <= 2 * ref['wall'] else 'NOT met'}")
+        ref_us = function_cost_us(pg, ref["db"])
+        ug_us = function_cost_us(pg, ug["db"])
+        print(f"uuid_generate_v7(): PhoenixKit PL/pgSQL {ref_us:.2f} us/call, uuidgate SQL "
+              f"{ug_us:.2f} us/call ({ref_us / ug_us:.1f}x faster)")
+    finally:
+        pg.destroy()
+
+
+if __name__ == "__main__":
+    main()
