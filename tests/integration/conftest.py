@@ -29,8 +29,19 @@ def uuidgate_factory(pg):
         return gate
 
     yield make
-    for gate in started:
+    stop_and_check(started)
+
+
+def stop_and_check(gates):
+    """Stops the proxies; a sanitizer report in any log fails the test."""
+    reports = []
+    for gate in gates:
         gate.stop()
+        report = gate.sanitizer_report()
+        if report:
+            reports.append(f"{gate.logfile}:\n{report}")
+    if reports:
+        pytest.fail("uuidgate sanitizer report:\n" + "\n".join(reports), pytrace=False)
 
 
 @pytest.fixture
@@ -93,5 +104,4 @@ def module_uuidgate_factory():
         return gate
 
     yield make
-    for gate in started:
-        gate.stop()
+    stop_and_check(started)
