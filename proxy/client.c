@@ -493,11 +493,12 @@ static void login_failed(struct client *c, const uint8_t *msg, long total)
 	char reason[300] = "login failed";
 	if (pgmsg_parse_error(msg + PG_HEADER_LEN, (size_t)total - PG_HEADER_LEN, &e) && e.message)
 		snprintf(reason, sizeof(reason), "login failed: %s", e.message);
+	/* e points into msg, which forwarding the message frees: log first. */
+	log_event(LOG_INFO, "login_failed", c->id, c->addr, "user", user_of(c), "db", database_of(c),
+		  "sqlstate", e.sqlstate ? e.sqlstate : "", "msg", reason, LOG_KV_END);
 	forward_whole(stream_input(c->ss), c->cs, total);
 	stream_flush(c->cs);
 	c->px->stats.login_failures++;
-	log_event(LOG_INFO, "login_failed", c->id, c->addr, "user", user_of(c), "db", database_of(c),
-		  "sqlstate", e.sqlstate ? e.sqlstate : "", "msg", reason, LOG_KV_END);
 	client_close(c, reason);
 }
 
