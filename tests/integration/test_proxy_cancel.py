@@ -7,7 +7,7 @@ import time
 import psycopg
 import pytest
 
-from pgwire import RawConn, cancel_request, parse_error, query
+from pgwire import RawConn, cancel_request, parse_error, query, ssl_request, tls_context
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +135,36 @@ def test_cancel_after_session_ended_is_ignored(gate):
     send_cancel(gate, pid, secret)
     with psycopg.connect(gate.conninfo()) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_cancel_sent_over_tls(tls_gate, pg):
+    """libpq 17 sends its CancelRequest inside TLS when the session used TLS."""
+    with RawConn(port=tls_gate.port, timeout=40) as c:
+        c.send(ssl_request())
+        assert c.read_bytes(1) == b"S"
+        c.wrap_tls(tls_context(verify=False, alpn=None))
+        c.login(params={"application_name": "cancel-over-tls"})
+        c.send(query("select pg_sleep(30)"))
+        wait_active(pg, "cancel-over-tls")
+        pid, secret = c.backend_key
+        with RawConn(port=tls_gate.port) as k:
+            k.send(ssl_request())
+            assert k.read_bytes(1) == b"S"
+            k.wrap_tls(tls_context(verify=False, alpn=None))
+            k.send(cancel_request(pid, secret))
+            assert k.is_closed(timeout=5)
+        assert [e["C"] for e in errors_until_ready(c)] == ["57014"]
+
+
+def test_cancel_through_unix_socket(pg, uuidgate_factory, tmp_path):
+    gate = uuidgate_factory({"unix_socket_dir": str(tmp_path)})
+    path = str(tmp_path / f".s.PGSQL.{gate.port}")
+    with RawConn(unix_path=path, timeout=40) as c:
+        c.login(params={"application_name": "cancel-unix"})
+        c.send(query("select pg_sleep(30)"))
+        wait_active(pg, "cancel-unix")
+        pid, secret = c.backend_key
+        with RawConn(unix_path=path) as k:
+            k.send(cancel_request(pid, secret))
+            assert k.is_closed(timeout=5)
+        assert [e["C"] for e in errors_until_ready(c)] == ["57014"]

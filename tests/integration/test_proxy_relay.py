@@ -10,7 +10,8 @@ import time
 import psycopg
 import pytest
 
-from pgwire import RawConn, query
+from harness import free_port
+from pgwire import RawConn, query, startup_packet
 
 
 @pytest.fixture(scope="module")
@@ -242,3 +243,58 @@ def test_many_sessions_in_parallel(gate):
     for t in threads:
         t.join(60)
     assert errors == []
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_slow_reader_does_not_grow_the_proxy(gate):
+    """Backpressure: a client that stops reading a 200 MB result must stall
+    the server, not make the proxy buffer the result."""
+    before = rss_kb(gate.proc.pid)
+    with RawConn(port=gate.port, timeout=60) as c:
+        c.login()
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.send(query("select repeat('x', 1000000) from generate_series(1, 200)"))
+        time.sleep(2)
+        grown = rss_kb(gate.proc.pid) - before
+        rows, total = 0, 0
+        while True:
+            mtype, payload = c.read_message()
+            if mtype == "D":
+                rows += 1
+                total += len(payload)
+            if mtype == "Z":
+                break
+        assert rows == 200 and total > 200_000_000
+    assert grown < 32 * 1024, f"proxy grew by {grown} kB while the client did not read"
+
+
+def test_unreachable_server(uuidgate_factory):
+    port = free_port()
+    gate = uuidgate_factory(upstream=f"host=127.0.0.1 port={port} dbname=postgres")
+    with RawConn(port=gate.port) as c:
+        c.send(startup_packet({"user": "postgres", "database": "postgres"}))
+        fields = c.read_error()
+        assert (fields["S"], fields["C"]) == ("FATAL", "08001"), fields
+        assert c.is_closed(timeout=5)
+
+
+def test_server_that_never_answers_times_out(uuidgate_factory):
+    """A server that accepts TCP but never answers the SSLRequest: the login
+    fails after server_connect_timeout instead of hanging."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        gate = uuidgate_factory({"server_connect_timeout": "1s", "client_login_timeout": "30s"},
+                                upstream=f"host=127.0.0.1 port={port} dbname=postgres sslmode=prefer")
+        with RawConn(port=gate.port, timeout=15) as c:
+            c.send(startup_packet({"user": "postgres", "database": "postgres"}))
+            fields = c.read_error()
+            assert fields["S"] == "FATAL" and fields["C"].startswith("08"), fields
