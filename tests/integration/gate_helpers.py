@@ -274,6 +274,12 @@ def scram_login(conn, user, database, password):
     signature = _hmac(hashlib.sha256(client_key).digest(), auth_message)
     proof = bytes(a ^ b for a, b in zip(client_key, signature))
     conn.send(pgwire.message("p", f"{final_bare},p={_b64(proof)}".encode()))
+    mtype, payload = conn.read_message()
+    if mtype == "E":
+        raise pgwire.PgError(pgwire.parse_error(payload))
+    assert mtype == "R" and int.from_bytes(payload[:4], "big") == 12, (mtype, payload)
+    server_signature = _hmac(_hmac(salted, b"Server Key"), auth_message)
+    assert payload[4:].decode() == f"v={_b64(server_signature)}", "wrong server signature"
     return conn.finish_login(user)
 
 
