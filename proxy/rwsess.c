@@ -162,30 +162,16 @@ static void count_result(struct rwsess *rw, enum rewrite_status st, const struct
 	}
 }
 
-/* ---- client to server --------------------------------------------------- */
+/* ---- client to server ---------------------------------------------------
+ * Each handler sees one whole message body and returns true when it wrote a
+ * replacement message into b; otherwise the original goes on untouched. */
 
-static void replace_message(struct evbuffer *in, struct evbuffer *out, size_t total, const struct pgbuf *b,
-			    struct relay *r)
-{
-	evbuffer_drain(in, total);
-	evbuffer_add(out, b->data, b->len);
-	r->bytes += b->len;
-}
-
-static void forward_message(struct evbuffer *in, struct evbuffer *out, size_t total, struct relay *r)
-{
-	evbuffer_remove_buffer(in, out, total);
-	r->bytes += total;
-}
-
-static void client_query(struct rwsess *rw, const uint8_t *body, size_t len, struct evbuffer *in,
-			 struct evbuffer *out, size_t total, struct relay *r)
+static bool client_query(struct rwsess *rw, const uint8_t *body, size_t len, struct pgbuf *b)
 {
 	const char *sql = (const char *)body;
 	if (len == 0 || body[len - 1] != '\0') {
-		stmtmap_query(rw->map, "", NULL);
-		forward_message(in, out, total, r); /* the server rejects it */
-		return;
+		stmtmap_query(rw->map, "", NULL); /* the server rejects it */
+		return false;
 	}
 	note_settings_change(rw, sql, len - 1);
 	struct rewrite_session s;
@@ -198,25 +184,20 @@ static void client_query(struct rwsess *rw, const uint8_t *body, size_t len, str
 	}
 	if (st != REWRITE_DONE) {
 		stmtmap_query(rw->map, sql, NULL);
-		forward_message(in, out, total, r);
 		rewrite_result_free(&res);
-		return;
+		return false;
 	}
-	struct pgbuf b;
-	pgbuf_init(&b);
-	size_t start = pgbuf_begin_msg(&b, 'Q');
-	pgbuf_put_bytes(&b, res.sql, res.sql_len);
-	pgbuf_put_u8(&b, 0);
-	pgbuf_end_msg(&b, start);
+	size_t start = pgbuf_begin_msg(b, 'Q');
+	pgbuf_put_bytes(b, res.sql, res.sql_len);
+	pgbuf_put_u8(b, 0);
+	pgbuf_end_msg(b, start);
 	stmtmap_query(rw->map, sql, &res.posmap);
 	memset(&res.posmap, 0, sizeof(res.posmap)); /* the map owns it now */
-	replace_message(in, out, total, &b, r);
-	pgbuf_free(&b);
 	rewrite_result_free(&res);
+	return !pgbuf_failed(b);
 }
 
-static void client_parse(struct rwsess *rw, const uint8_t *body, size_t len, struct evbuffer *in,
-			 struct evbuffer *out, size_t total, struct relay *r)
+static bool client_parse(struct rwsess *rw, const uint8_t *body, size_t len, struct pgbuf *b)
 {
 	struct pgread rd;
 	pgread_init(&rd, body, len);
@@ -224,64 +205,53 @@ static void client_parse(struct rwsess *rw, const uint8_t *body, size_t len, str
 	const char *sql = pgread_str(&rd);
 	if (!name || !sql) {
 		stmtmap_parse(rw->map, "", NULL, NULL);
-		forward_message(in, out, total, r);
-		return;
+		return false;
 	}
-	note_settings_change(rw, sql, strlen(sql));
+	size_t sql_len = strlen(sql);
+	note_settings_change(rw, sql, sql_len);
 	struct rewrite_session s;
 	struct rewrite_result res;
-	struct pgbuf b;
 	memset(&res, 0, sizeof(res));
-	pgbuf_init(&b);
 	enum rewrite_status st = REWRITE_PASS;
-	if (session_view(rw, &s) && (sqlscan_leading_keywords(sql, strlen(sql)) & (SQLSCAN_INSERT | SQLSCAN_WITH))) {
-		st = rewrite_ext_parse(&s, body, len, &b, &res);
+	if (session_view(rw, &s) && (sqlscan_leading_keywords(sql, sql_len) & (SQLSCAN_INSERT | SQLSCAN_WITH))) {
+		st = rewrite_ext_parse(&s, body, len, b, &res);
 		count_result(rw, st, &res, sql);
 	}
-	if (st == REWRITE_DONE && !pgbuf_failed(&b)) {
+	bool replaced = st == REWRITE_DONE && !pgbuf_failed(b);
+	if (replaced) {
 		struct stmtmap_entry e = { res.orig_params, res.extra_params, res.rows };
 		stmtmap_parse(rw->map, name, &e, &res.posmap);
 		memset(&res.posmap, 0, sizeof(res.posmap));
 		rw->rewrote_statements = true;
-		replace_message(in, out, total, &b, r);
 	} else {
 		stmtmap_parse(rw->map, name, NULL, NULL);
-		forward_message(in, out, total, r);
 	}
-	pgbuf_free(&b);
 	rewrite_result_free(&res);
+	return replaced;
 }
 
-static void client_bind(struct rwsess *rw, const uint8_t *body, size_t len, struct evbuffer *in,
-			struct evbuffer *out, size_t total, struct relay *r)
+static bool client_bind(struct rwsess *rw, const uint8_t *body, size_t len, struct pgbuf *b)
 {
 	struct pgread rd;
 	pgread_init(&rd, body, len);
 	const char *portal = pgread_str(&rd);
 	const char *stmt = pgread_str(&rd);
 	const struct stmtmap_entry *e = portal && stmt ? stmtmap_lookup(rw->map, stmt) : NULL;
-	struct pgbuf b;
-	pgbuf_init(&b);
 	struct rewrite_ext_error err;
 	bool replaced = false;
 	/* Statements prepared with hidden parameters get fresh values on every
 	 * Bind, even after the window has closed: their text is fixed. */
 	if (e && e->extra_params &&
-	    rewrite_ext_bind(body, len, e->orig_params, e->extra_params, &rw->px->uuidgen, &b, &err) == REWRITE_BIND_OK) {
+	    rewrite_ext_bind(body, len, e->orig_params, e->extra_params, &rw->px->uuidgen, b, &err) == REWRITE_BIND_OK) {
 		rw->px->stats.rewrite_values += e->extra_params;
-		replaced = true;
+		replaced = !pgbuf_failed(b);
 	}
 	stmtmap_other(rw->map);
-	if (replaced)
-		replace_message(in, out, total, &b, r);
-	else
-		forward_message(in, out, total, r);
-	pgbuf_free(&b);
+	return replaced;
 }
 
 /* Close and Describe name a statement ('S') or a portal ('P'). */
-static void client_close_or_describe(struct rwsess *rw, uint8_t type, const uint8_t *body, size_t len,
-				     struct evbuffer *in, struct evbuffer *out, size_t total, struct relay *r)
+static void client_close_or_describe(struct rwsess *rw, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct pgread rd;
 	pgread_init(&rd, body, len);
@@ -293,7 +263,6 @@ static void client_close_or_describe(struct rwsess *rw, uint8_t type, const uint
 		stmtmap_close(rw->map, name);
 	else
 		stmtmap_describe_statement(rw->map, name);
-	forward_message(in, out, total, r);
 }
 
 static bool client_needs_body(const struct rwsess *rw, uint8_t type)
@@ -302,7 +271,7 @@ static bool client_needs_body(const struct rwsess *rw, uint8_t type)
 }
 
 /* Messages forwarded untouched that the server answers. */
-static void note_client_message(struct rwsess *rw, uint8_t type)
+static void client_untouched(struct rwsess *rw, uint8_t type)
 {
 	switch (type) {
 	case 'B':
@@ -320,28 +289,24 @@ static void note_client_message(struct rwsess *rw, uint8_t type)
 	}
 }
 
-static void handle_client_message(struct rwsess *rw, uint8_t type, const uint8_t *body, size_t len,
-				  struct evbuffer *in, struct evbuffer *out, size_t total, struct relay *r)
+static bool client_message(struct rwsess *rw, uint8_t type, const uint8_t *body, size_t len, struct pgbuf *b)
 {
 	switch (type) {
 	case 'Q':
-		client_query(rw, body, len, in, out, total, r);
-		break;
+		return client_query(rw, body, len, b);
 	case 'P':
-		client_parse(rw, body, len, in, out, total, r);
-		break;
+		return client_parse(rw, body, len, b);
 	case 'B':
-		client_bind(rw, body, len, in, out, total, r);
-		break;
+		return client_bind(rw, body, len, b);
 	default:
-		client_close_or_describe(rw, type, body, len, in, out, total, r);
+		client_close_or_describe(rw, type, body, len);
+		return false;
 	}
 }
 
 /* ---- server to client ----------------------------------------------------- */
 
-static void server_error(struct rwsess *rw, const uint8_t *body, size_t len, struct evbuffer *in,
-			 struct evbuffer *out, size_t total, struct relay *r)
+static bool server_error(struct rwsess *rw, const uint8_t *body, size_t len, struct pgbuf *b)
 {
 	const struct rewrite_posmap *pm = stmtmap_current_posmap(rw->map);
 	struct pg_error e;
@@ -352,34 +317,20 @@ static void server_error(struct rwsess *rw, const uint8_t *body, size_t len, str
 		rw->path_known = false;
 		uuid_tables_refresh(rw->px->tables, "undefined column after a rewrite");
 	}
-	struct pgbuf b;
-	pgbuf_init(&b);
-	bool mapped = pm && rewrite_ext_error_position('E', body, len, pm, &b) && !pgbuf_failed(&b);
+	bool mapped = pm && rewrite_ext_error_position('E', body, len, pm, b) && !pgbuf_failed(b);
 	stmtmap_server(rw->map, 'E', body, len);
-	if (mapped)
-		replace_message(in, out, total, &b, r);
-	else
-		forward_message(in, out, total, r);
-	pgbuf_free(&b);
+	return mapped;
 }
 
-static void server_param_desc(struct rwsess *rw, const uint8_t *body, size_t len, struct evbuffer *in,
-			      struct evbuffer *out, size_t total, struct relay *r)
+static bool server_param_desc(struct rwsess *rw, const uint8_t *body, size_t len, struct pgbuf *b)
 {
 	uint32_t hidden = stmtmap_current_hidden_params(rw->map);
-	struct pgbuf b;
-	pgbuf_init(&b);
-	bool trimmed = hidden && rewrite_ext_param_desc(body, len, hidden, &b) && !pgbuf_failed(&b);
+	bool trimmed = hidden && rewrite_ext_param_desc(body, len, hidden, b) && !pgbuf_failed(b);
 	stmtmap_server(rw->map, 't', body, len);
-	if (trimmed)
-		replace_message(in, out, total, &b, r);
-	else
-		forward_message(in, out, total, r);
-	pgbuf_free(&b);
+	return trimmed;
 }
 
-static void server_parameter_status(struct rwsess *rw, const uint8_t *body, size_t len, struct evbuffer *in,
-				    struct evbuffer *out, size_t total, struct relay *r)
+static void server_parameter_status(struct rwsess *rw, const uint8_t *body, size_t len)
 {
 	struct pgread rd;
 	pgread_init(&rd, body, len);
@@ -387,58 +338,12 @@ static void server_parameter_status(struct rwsess *rw, const uint8_t *body, size
 	const char *value = pgread_str(&rd);
 	if (name && value)
 		rwsess_parameter(rw, name, value);
-	forward_message(in, out, total, r);
 }
 
-static bool server_needs_body(uint8_t type)
-{
-	return type == 'E' || type == 't' || type == 'S' || type == 'C' || type == 'Z';
-}
-
-static void handle_server_message(struct rwsess *rw, uint8_t type, const uint8_t *body, size_t len,
-				  struct evbuffer *in, struct evbuffer *out, size_t total, struct relay *r)
-{
-	switch (type) {
-	case 'E':
-		server_error(rw, body, len, in, out, total, r);
-		break;
-	case 't':
-		server_param_desc(rw, body, len, in, out, total, r);
-		break;
-	case 'S':
-		server_parameter_status(rw, body, len, in, out, total, r);
-		break;
-	case 'Z':
-		r->readies++;
-		r->saw_ready = true;
-		r->ready_status = len == 1 ? body[0] : 0;
-		stmtmap_server(rw->map, 'Z', body, len);
-		forward_message(in, out, total, r);
-		break;
-	default:
-		stmtmap_server(rw->map, (char)type, body, len);
-		forward_message(in, out, total, r);
-	}
-}
-
-/* ---- the shared loop -------------------------------------------------------- */
-
-typedef bool (*needs_body_fn)(const struct rwsess *rw, uint8_t type);
-typedef void (*untouched_fn)(struct rwsess *rw, uint8_t type);
-typedef void (*handle_fn)(struct rwsess *rw, uint8_t type, const uint8_t *body, size_t len,
-			  struct evbuffer *in, struct evbuffer *out, size_t total, struct relay *r);
-
-struct direction {
-	bool from_client;        /* counts Query and Sync, each answered by a ReadyForQuery */
-	needs_body_fn needs_body;
-	untouched_fn untouched;
-	handle_fn handle;
-};
-
-static bool server_needs_body_fn(const struct rwsess *rw, uint8_t type)
+static bool server_needs_body(const struct rwsess *rw, uint8_t type)
 {
 	(void)rw;
-	return server_needs_body(type);
+	return type == 'E' || type == 't' || type == 'S' || type == 'C' || type == 'Z';
 }
 
 static void server_untouched(struct rwsess *rw, uint8_t type)
@@ -446,13 +351,97 @@ static void server_untouched(struct rwsess *rw, uint8_t type)
 	stmtmap_server(rw->map, (char)type, NULL, 0);
 }
 
-static void flush_prefix(struct evbuffer *in, struct evbuffer *out, size_t *fwd, struct relay *r)
+static bool server_message(struct rwsess *rw, uint8_t type, const uint8_t *body, size_t len, struct pgbuf *b)
 {
-	if (*fwd) {
-		evbuffer_remove_buffer(in, out, *fwd);
-		r->bytes += *fwd;
-		*fwd = 0;
+	switch (type) {
+	case 'E':
+		return server_error(rw, body, len, b);
+	case 't':
+		return server_param_desc(rw, body, len, b);
+	case 'S':
+		server_parameter_status(rw, body, len);
+		return false;
+	default:
+		stmtmap_server(rw->map, (char)type, body, len);
+		return false;
 	}
+}
+
+/* ---- the shared loop -------------------------------------------------------- */
+
+struct direction {
+	bool from_client;        /* counts Query and Sync, each answered by a ReadyForQuery */
+	bool (*needs_body)(const struct rwsess *rw, uint8_t type);
+	void (*untouched)(struct rwsess *rw, uint8_t type);
+	bool (*message)(struct rwsess *rw, uint8_t type, const uint8_t *body, size_t len, struct pgbuf *b);
+};
+
+static const struct direction client_direction = { true, client_needs_body, client_untouched, client_message };
+static const struct direction server_direction = { false, server_needs_body, server_untouched, server_message };
+
+/* Bodies up to this size are copied out instead of pulled up, so that a run
+ * of untouched messages still leaves in one evbuffer move. */
+#define SMALL_BODY 2048
+
+struct inspect_pass {
+	struct evbuffer *in;
+	struct evbuffer *out;
+	struct relay *r;
+	size_t fwd;              /* bytes at the front of `in` to forward untouched */
+};
+
+static void flush_untouched(struct inspect_pass *p)
+{
+	if (p->fwd) {
+		evbuffer_remove_buffer(p->in, p->out, p->fwd);
+		p->r->bytes += p->fwd;
+		p->fwd = 0;
+	}
+}
+
+static void count_message(const struct direction *d, struct relay *r, uint8_t type, const uint8_t *body,
+			  size_t len)
+{
+	r->messages++;
+	r->last_type = type;
+	if (d->from_client) {
+		r->syncs += type == 'Q' || type == 'S';
+	} else if (type == 'Z') {
+		r->readies++;
+		r->saw_ready = true;
+		r->ready_status = body && len == 1 ? body[0] : 0;
+	}
+}
+
+/* One whole message that needs its body: handled, then forwarded untouched
+ * or replaced. */
+static void inspect_message(struct rwsess *rw, const struct direction *d, struct inspect_pass *p, uint8_t type,
+			    uint32_t total)
+{
+	uint8_t small[SMALL_BODY + PG_HEADER_LEN];
+	const uint8_t *msg;
+	if (total <= sizeof(small)) {
+		struct evbuffer_ptr pos;
+		evbuffer_ptr_set(p->in, &pos, p->fwd, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(p->in, &pos, small, total);
+		msg = small;
+	} else {
+		flush_untouched(p);
+		msg = evbuffer_pullup(p->in, total);
+	}
+	size_t len = total - PG_HEADER_LEN;
+	count_message(d, p->r, type, msg + PG_HEADER_LEN, len);
+	struct pgbuf b;
+	pgbuf_init(&b);
+	if (d->message(rw, type, msg + PG_HEADER_LEN, len, &b)) {
+		flush_untouched(p);
+		evbuffer_drain(p->in, total);
+		evbuffer_add(p->out, b.data, b.len);
+		p->r->bytes += b.len;
+	} else {
+		p->fwd += total;
+	}
+	pgbuf_free(&b);
 }
 
 /* Messages that need no inspection are forwarded in runs (and streamed when
@@ -460,60 +449,45 @@ static void flush_prefix(struct evbuffer *in, struct evbuffer *out, size_t *fwd,
 static enum relay_status relay_inspecting(struct rwsess *rw, const struct direction *d, struct evbuffer *in,
 					  struct evbuffer *out, struct relay *r, uint32_t max_len)
 {
-	size_t fwd = 0;
+	struct inspect_pass p = { in, out, r, 0 };
 	enum relay_status result = RELAY_OK;
 	r->saw_ready = false;
 	for (;;) {
 		size_t avail = evbuffer_get_length(in);
 		if (r->remaining) {
-			size_t take = avail - fwd < r->remaining ? avail - fwd : r->remaining;
-			fwd += take;
+			size_t take = avail - p.fwd < r->remaining ? avail - p.fwd : r->remaining;
+			p.fwd += take;
 			r->remaining -= (uint32_t)take;
 			if (r->remaining)
 				break;
 		}
-		if (avail - fwd < PG_HEADER_LEN)
+		if (avail - p.fwd < PG_HEADER_LEN)
 			break;
 		uint8_t header[PG_HEADER_LEN], type;
 		uint32_t total;
 		struct evbuffer_ptr pos;
-		evbuffer_ptr_set(in, &pos, fwd, EVBUFFER_PTR_SET);
+		evbuffer_ptr_set(in, &pos, p.fwd, EVBUFFER_PTR_SET);
 		evbuffer_copyout_from(in, &pos, header, sizeof(header));
 		enum pgmsg_status st = pgmsg_header(header, sizeof(header), max_len, &type, &total);
 		if (st != PGMSG_OK) {
 			result = st == PGMSG_TOO_LARGE ? RELAY_TOO_LARGE : RELAY_BAD_LENGTH;
 			break;
 		}
-		if (!d->needs_body(rw, type)) {
-			r->messages++;
-			r->syncs += d->from_client && type == 'S';
-			d->untouched(rw, type);
-			size_t take = avail - fwd < total ? avail - fwd : total;
-			fwd += take;
-			r->remaining = (uint32_t)(total - take);
+		if (d->needs_body(rw, type)) {
+			if (avail - p.fwd < total)
+				break;
+			inspect_message(rw, d, &p, type, total);
 			continue;
 		}
-		if (avail - fwd < total)
-			break;
-		flush_prefix(in, out, &fwd, r);
-		r->messages++;
-		r->syncs += d->from_client && type == 'Q';
-		const uint8_t *msg = evbuffer_pullup(in, total);
-		d->handle(rw, type, msg + PG_HEADER_LEN, total - PG_HEADER_LEN, in, out, total, r);
+		count_message(d, r, type, NULL, 0);
+		d->untouched(rw, type);
+		size_t take = avail - p.fwd < total ? avail - p.fwd : total;
+		p.fwd += take;
+		r->remaining = (uint32_t)(total - take);
 	}
-	flush_prefix(in, out, &fwd, r);
+	flush_untouched(&p);
 	return result;
 }
-
-static bool client_needs_body_fn(const struct rwsess *rw, uint8_t type)
-{
-	return client_needs_body(rw, type);
-}
-
-static const struct direction client_direction = { true, client_needs_body_fn, note_client_message,
-						   handle_client_message };
-static const struct direction server_direction = { false, server_needs_body_fn, server_untouched,
-						   handle_server_message };
 
 enum relay_status rwsess_client_to_server(struct rwsess *rw, struct evbuffer *in, struct evbuffer *out,
 					  struct relay *r, uint32_t max_len)
