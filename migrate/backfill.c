@@ -458,10 +458,7 @@ static char *backfill_rest_sql(struct runner *r, const struct table_state *t, co
 	struct strb s, key;
 	strb_init(&s);
 	strb_init(&key);
-	if (t->pk[0])
-		strb_ident(&key, r->conn, t->pk);
-	else
-		strb_printf(&key, "ctid");
+	catalog_row_key(&key, r->conn, t);
 	char *expr = uuidv7_backfill_expr(r->conn, "t", t->inserted_at_type[0] ? "inserted_at" : NULL,
 					  t->pk[0] ? t->pk : NULL, r->rand_uuid_sql, 1);
 	char limit[16];

@@ -57,6 +57,14 @@ bool catalog_valid_prefix(const char *prefix)
 	return true;
 }
 
+void catalog_row_key(struct strb *out, PGconn *conn, const struct table_state *t)
+{
+	if (t->pk[0])
+		strb_ident(out, conn, t->pk);
+	else
+		strb_printf(out, "ctid");
+}
+
 void catalog_index_name(const char *table, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s_uuid_idx", table);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "runner.h"
+#include "strb.h"
 
 #define CATALOG_TABLES 33
 
@@ -84,6 +85,9 @@ bool catalog_count(struct runner *r, const char *table, int64_t *rows, int64_t *
 		   struct mg_error *err);
 /* True when any existing table carries one of uuidgate's column marks. */
 bool catalog_has_marks(const struct catalog *cat);
+
+/* The column identifying a row in SQL: the integer primary key, else ctid. */
+void catalog_row_key(struct strb *out, PGconn *conn, const struct table_state *t);
 
 /* Checks the schema name: plain lower-case identifier. */
 bool catalog_valid_prefix(const char *prefix);

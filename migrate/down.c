@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "coord.h"
 #include "engine.h"
 #include "exec.h"
 #include "mlog.h"
@@ -98,10 +97,5 @@ bool down_run(struct runner *r, enum migrate_result *result, struct mg_error *er
 		progress_message(r->prog, "%s", reason);
 		return true;
 	}
-	bool ok = coord_acquire(r, &r->coord, err) && down_locked(r, result, err);
-	if (!ok && coord_lost(r->coord))
-		mg_error_set(err, "08006", true, "lost the migration lock's connection: stopped");
-	coord_release(r->coord);
-	r->coord = NULL;
-	return ok;
+	return engine_under_lock(r, down_locked, result, err);
 }

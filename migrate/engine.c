@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backfill.h"
+#include "coord.h"
 #include "exec.h"
 #include "mlog.h"
 #include "mtime.h"
@@ -108,10 +109,7 @@ static bool engine_check_duplicates(struct runner *r, const struct table_state *
 	struct strb sql, key;
 	strb_init(&sql);
 	strb_init(&key);
-	if (t->pk[0])
-		strb_ident(&key, r->conn, t->pk);
-	else
-		strb_printf(&key, "ctid");
+	catalog_row_key(&key, r->conn, t);
 	const char *vals[] = { key.buf, l->table_q };
 	strb_subst(&sql,
 		"SELECT count(*) OVER (), uuid, n, ids FROM (SELECT uuid, count(*) AS n,"
@@ -257,4 +255,16 @@ int engine_report_incomplete(struct runner *r, const struct catalog *cat, bool w
 		     r->opt->prefix, t->name, why);
 	}
 	return n;
+}
+
+bool engine_under_lock(struct runner *r, engine_locked_fn fn, enum migrate_result *result,
+		       struct mg_error *err)
+{
+	bool ok = coord_acquire(r, &r->coord, err) && fn(r, result, err);
+	if (!ok && coord_lost(r->coord))
+		mg_error_set(err, "08006", true, "lost the connection holding the migration lock:"
+			     " stopped every worker");
+	coord_release(r->coord);
+	r->coord = NULL;
+	return ok;
 }

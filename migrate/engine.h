@@ -31,6 +31,12 @@ bool engine_run_steps(struct runner *r, const struct table_state *t, struct step
 /* Tables still short of V40's end state, with reasons on the log. */
 int engine_report_incomplete(struct runner *r, const struct catalog *cat, bool warn);
 
+/* Runs fn holding the migration lock (waiting for it first). */
+typedef bool (*engine_locked_fn)(struct runner *r, enum migrate_result *result,
+				 struct mg_error *err);
+bool engine_under_lock(struct runner *r, engine_locked_fn fn, enum migrate_result *result,
+		       struct mg_error *err);
+
 bool up_run(struct runner *r, enum migrate_result *result, struct mg_error *err);
 bool down_run(struct runner *r, enum migrate_result *result, struct mg_error *err);
 

@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "coord.h"
 #include "engine.h"
 #include "exec.h"
 #include "mlog.h"
@@ -106,27 +105,37 @@ static bool up_verify_only(struct runner *r, const struct catalog *cat)
 	return true;
 }
 
-/* Under the migration lock, with the catalog read afresh. */
-static bool up_locked(struct runner *r, enum migrate_result *result, struct mg_error *err)
+/* What needs no lock ends here: V40 does not apply, or at >= 40 without
+ * --repair only the verification is asked for. */
+static bool up_settled(struct runner *r, const struct catalog *cat, enum migrate_result *result)
 {
-	struct catalog cat;
 	char reason[512];
-	if (!catalog_load(r, &cat, err))
-		return false;
-	enum engine_verdict v = engine_verdict(r, &cat, reason, sizeof(reason));
-	bool ok = true;
+	enum engine_verdict v = engine_verdict(r, cat, reason, sizeof(reason));
 	if (v == ENGINE_NOT_APPLICABLE) {
 		*result = MIGRATE_RESULT_NOT_APPLICABLE;
 		progress_message(r->prog, "%s", reason);
-	} else if (v == ENGINE_AT_40 && !r->opt->repair) {
-		/* Another runner finished while this one waited. */
-		ok = up_verify_only(r, &cat);
-	} else {
+		return true;
+	}
+	if (v == ENGINE_AT_40 && !r->opt->repair)
+		return up_verify_only(r, cat);
+	return false;
+}
+
+/* Under the migration lock, with the catalog read afresh: another runner may
+ * have finished while this one waited. */
+static bool up_locked(struct runner *r, enum migrate_result *result, struct mg_error *err)
+{
+	struct catalog cat;
+	if (!catalog_load(r, &cat, err))
+		return false;
+	bool ok = true;
+	if (!up_settled(r, &cat, result)) {
+		bool stamp = cat.version == 39;
 		ok = engine_prepare(r, &cat, err) && up_tables(r, &cat, err);
-		if (ok && v == ENGINE_RUN)
+		if (ok && stamp)
 			ok = up_stamp(r, err);
 		if (ok)
-			progress_message(r->prog, v == ENGINE_RUN ? "migrated to version 40"
+			progress_message(r->prog, stamp ? "migrated to version 40"
 				: "repaired at version %d: every table complete", cat.version);
 	}
 	catalog_free(&cat);
@@ -136,29 +145,11 @@ static bool up_locked(struct runner *r, enum migrate_result *result, struct mg_e
 bool up_run(struct runner *r, enum migrate_result *result, struct mg_error *err)
 {
 	struct catalog cat;
-	char reason[512];
 	*result = MIGRATE_RESULT_DONE;
 	if (!catalog_load(r, &cat, err))
 		return false;
 	progress_version(r->prog, cat.has_version ? cat.version : -1);
-	enum engine_verdict v = engine_verdict(r, &cat, reason, sizeof(reason));
-	bool ok = true;
-	if (v == ENGINE_NOT_APPLICABLE) {
-		*result = MIGRATE_RESULT_NOT_APPLICABLE;
-		progress_message(r->prog, "%s", reason);
-	} else if (v == ENGINE_AT_40 && !r->opt->repair) {
-		ok = up_verify_only(r, &cat);
-	} else {
-		catalog_free(&cat);
-		ok = coord_acquire(r, &r->coord, err);
-		if (ok)
-			ok = up_locked(r, result, err);
-		if (!ok && coord_lost(r->coord))
-			mg_error_set(err, "08006", true, "lost the migration lock's connection: stopped");
-		coord_release(r->coord);
-		r->coord = NULL;
-		return ok;
-	}
+	bool settled = up_settled(r, &cat, result);
 	catalog_free(&cat);
-	return ok;
+	return settled || engine_under_lock(r, up_locked, result, err);
 }

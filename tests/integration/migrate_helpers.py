@@ -29,7 +29,11 @@ def migrate_cmd():
             _cmd = os.environ["UUIDGATE_MIGRATE_CMD"].split()
         else:
             _cmd = [MIGRATE_TOOL]
-            if os.path.exists(UUIDGATE):
+            # The proxy binary only when it holds the engine as last built.
+            lib = os.path.join(BUILD_DIR, "migrate", "libmigrate.a")
+            fresh = os.path.exists(UUIDGATE) and (
+                not os.path.exists(lib) or os.path.getmtime(UUIDGATE) >= os.path.getmtime(lib))
+            if fresh:
                 r = subprocess.run([UUIDGATE, "migrate", "--help"], capture_output=True, text=True)
                 if r.returncode == 0 and "uuidgate migrate" in r.stdout:
                     _cmd = [UUIDGATE, "migrate"]
