@@ -70,3 +70,18 @@ void cancel_request(struct proxy *px, uint32_t pid, const uint8_t *key, size_t k
 	if (!server_connect_start(px, false, on_cancel_connected, k))
 		free(k);
 }
+
+void cancel_server(struct proxy *px, uint32_t server_pid, const uint8_t *key, size_t key_len)
+{
+	struct cancel *k = calloc(1, sizeof(*k));
+	if (!k || key_len > sizeof(k->server_key)) {
+		free(k);
+		return;
+	}
+	k->px = px;
+	k->server_pid = server_pid;
+	memcpy(k->server_key, key, key_len);
+	k->server_key_len = key_len;
+	if (!server_connect_start(px, false, on_cancel_connected, k))
+		free(k);
+}

@@ -65,6 +65,7 @@ struct client {
 	bool admin;                      /* an authenticated admin console session */
 	bool wants_admin;                /* authenticating for the admin console */
 	bool peer_same_uid;              /* Unix socket peer runs as uuidgate's own user */
+	bool admin_skipping;             /* after an extended-protocol error, until Sync */
 	struct client_auth *cauth;
 	struct server_auth *sauth;
 	char *secret;
@@ -237,6 +238,10 @@ static void client_close(struct client *c, const char *reason)
 	if (c->state == CL_CLOSING)
 		return;
 	log_disconnect(c, reason);
+	/* A query still running for a client that is gone would go on until it
+	 * tries to send its results: cancel it. */
+	if (c->ss && c->state == CL_ACTIVE && c->c2s.syncs != c->s2c.readies && c->server_key_len)
+		cancel_server(c->px, c->server_pid, c->server_key, c->server_key_len);
 	if (c->ss && c->state == CL_ACTIVE && relay_at_boundary(&c->c2s)) {
 		/* Tell the server goodbye so it logs a clean disconnect. */
 		static const uint8_t terminate[5] = { 'X', 0, 0, 0, 4 };
@@ -888,14 +893,22 @@ static bool admin_client_message(struct client *c, uint8_t type, const uint8_t *
 	if (type == 'Q' && msg[total - 1] == '\0') {
 		char *query = strndup((const char *)msg + PG_HEADER_LEN, (size_t)total - PG_HEADER_LEN);
 		evbuffer_drain(in, (size_t)total);
+		c->admin_skipping = false;
 		alive = query && admin_execute(c->px, c, query, &out);
 		free(query);
 	} else {
+		/* As the server does: one error for an extended-protocol batch, the
+		 * rest skipped, and ReadyForQuery when its Sync arrives. */
 		evbuffer_drain(in, (size_t)total);
-		struct pg_error e = { .severity = "ERROR", .sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED,
-				      .message = "the admin console speaks only the simple query protocol" };
-		pgmsg_put_error(&out, 'E', &e);
-		pgmsg_put_ready(&out, 'I');
+		if (type == 'S') {
+			pgmsg_put_ready(&out, 'I');
+			c->admin_skipping = false;
+		} else if (!c->admin_skipping && type != 'H') {
+			struct pg_error e = { .severity = "ERROR", .sqlstate = SQLSTATE_FEATURE_NOT_SUPPORTED,
+					      .message = "the admin console speaks only the simple query protocol" };
+			pgmsg_put_error(&out, 'E', &e);
+			c->admin_skipping = true;
+		}
 	}
 	send_to_client(c, &out);
 	pgbuf_free(&out);

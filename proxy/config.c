@@ -358,6 +358,33 @@ bool config_set(struct ug_config *c, const char *key, const char *value, const c
 	return fail(err, errlen, "%s: %s: invalid value \"%s\" (allowed: %s)", origin, key, value, allowed);
 }
 
+static bool apply_listen(struct ug_config *c, const char *arg, char *err, size_t errlen)
+{
+	char addr[256];
+	const char *port = strrchr(arg, ':');
+	if (!port)
+		return config_set(c, "listen_port", arg, "--listen", err, errlen);
+	size_t n = (size_t)(port - arg);
+	if (n >= sizeof(addr))
+		n = sizeof(addr) - 1;
+	memcpy(addr, arg, n);
+	addr[n] = '\0';
+	if (addr[0] == '[' && n > 1 && addr[n - 1] == ']') {
+		addr[n - 1] = '\0';
+		memmove(addr, addr + 1, n - 1);
+	}
+	if (*addr && !config_set(c, "listen_addr", addr, "--listen", err, errlen))
+		return false;
+	return config_set(c, "listen_port", port + 1, "--listen", err, errlen);
+}
+
+bool config_apply_overrides(struct ug_config *c, const struct config_overrides *ov, char *err, size_t errlen)
+{
+	if (ov->upstream && !config_set(c, "upstream", ov->upstream, "--upstream", err, errlen))
+		return false;
+	return !ov->listen || apply_listen(c, ov->listen, err, errlen);
+}
+
 void config_init(struct ug_config *c)
 {
 	memset(c, 0, sizeof(*c));

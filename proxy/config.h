@@ -89,6 +89,14 @@ bool config_set(struct ug_config *c, const char *key, const char *value, const c
 /* Cross-key checks (TLS files present when TLS is on, ...). */
 bool config_validate(const struct ug_config *c, char *err, size_t errlen);
 
+/* Values given as command-line flags: they win over the file and the
+ * environment, at start and on every reload. */
+struct config_overrides {
+	const char *upstream;   /* --upstream */
+	const char *listen;     /* --listen ADDR:PORT, [V6]:PORT, :PORT or PORT */
+};
+bool config_apply_overrides(struct ug_config *c, const struct config_overrides *ov, char *err, size_t errlen);
+
 /* Reload: copies reloadable keys from `fresh` into `live`; writes the names of
  * changed keys that need a restart into `not_reloaded` (comma separated). */
 void config_apply_reload(struct ug_config *live, const struct ug_config *fresh,

@@ -345,14 +345,14 @@ int64_t gate_open_after_ms(const struct gate *g)
 bool gate_guards(const struct gate *g, const char *database)
 {
 	const struct proxy *px = g->px;
-	if (px->paused)
-		return true;
-	if (g->open || px->cfg->gate_mode == GATE_MODE_OFF)
-		return false;
 	const char *migrated = px->upstream->dbname;
 	/* Without a database in upstream, libpq connects to the user's
 	 * database; the gate then guards every client. */
-	return !migrated || strcmp(database, migrated) == 0;
+	if (migrated && strcmp(database, migrated) != 0)
+		return false;
+	if (px->paused)
+		return true;
+	return !g->open && px->cfg->gate_mode != GATE_MODE_OFF;
 }
 
 void gate_snapshot(struct gate *g, struct migrate_snapshot *out)
@@ -374,6 +374,15 @@ void gate_describe(struct gate *g, char *buf, size_t len)
 	}
 	if (g->state == GATE_NOT_APPLICABLE) {
 		snprintf(buf, len, "phoenix_kit V40 migration does not apply: %s", g->reason);
+		return;
+	}
+	if (g->state == GATE_READY) {
+		snprintf(buf, len, "phoenix_kit V40 migration complete; the gate is open");
+		return;
+	}
+	if (g->open) {
+		snprintf(buf, len, "the gate is open although the migration failed (on_migration_failure = open): %s",
+			 g->reason);
 		return;
 	}
 	if (s.phase == MIGRATE_PHASE_WAITING_LOCK) {

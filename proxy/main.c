@@ -30,32 +30,9 @@ static void usage(FILE *out)
 	config_print_help(out);
 }
 
-/* "ADDR:PORT", "[v6]:PORT", ":PORT" or "PORT". */
-static bool apply_listen(struct ug_config *cfg, const char *arg, char *err, size_t errlen)
-{
-	char addr[256];
-	const char *port = strrchr(arg, ':');
-	if (!port) {
-		return config_set(cfg, "listen_port", arg, "--listen", err, errlen);
-	}
-	size_t n = (size_t)(port - arg);
-	if (n >= sizeof(addr))
-		n = sizeof(addr) - 1;
-	memcpy(addr, arg, n);
-	addr[n] = '\0';
-	if (addr[0] == '[' && n > 1 && addr[n - 1] == ']') {
-		addr[n - 1] = '\0';
-		memmove(addr, addr + 1, n - 1);
-	}
-	if (*addr && !config_set(cfg, "listen_addr", addr, "--listen", err, errlen))
-		return false;
-	return config_set(cfg, "listen_port", port + 1, "--listen", err, errlen);
-}
-
 struct cli {
 	const char *config_path;
-	const char *upstream;
-	const char *listen;
+	struct config_overrides flags;
 	bool check;
 };
 
@@ -75,8 +52,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 	while ((ch = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': cli->config_path = optarg; break;
-		case OPT_UPSTREAM: cli->upstream = optarg; break;
-		case OPT_LISTEN: cli->listen = optarg; break;
+		case OPT_UPSTREAM: cli->flags.upstream = optarg; break;
+		case OPT_LISTEN: cli->flags.listen = optarg; break;
 		case OPT_CHECK: cli->check = true; break;
 		case OPT_SAMPLE: config_print_sample(stdout); return 0;
 		case 'h': usage(stdout); return 0;
@@ -99,9 +76,7 @@ static bool load_config(struct ug_config *cfg, const struct cli *cli, char *err,
 {
 	if (!config_load(cfg, cli->config_path, err, errlen))
 		return false;
-	if (cli->upstream && !config_set(cfg, "upstream", cli->upstream, "--upstream", err, errlen))
-		return false;
-	if (cli->listen && !apply_listen(cfg, cli->listen, err, errlen))
+	if (!config_apply_overrides(cfg, &cli->flags, err, errlen))
 		return false;
 	if (!*cfg->upstream) {
 		snprintf(err, errlen, "no upstream database configured: set upstream in the config file, "
@@ -118,7 +93,7 @@ static int run_proxy(struct ug_config *cfg, const struct cli *cli)
 		fprintf(stderr, "uuidgate: %s\n", err);
 		return 1;
 	}
-	struct proxy *px = proxy_new(cfg, cli->config_path, err, sizeof(err));
+	struct proxy *px = proxy_new(cfg, cli->config_path, &cli->flags, err, sizeof(err));
 	if (!px) {
 		log_event(LOG_ERROR, "startup_failed", 0, NULL, "msg", err, LOG_KV_END);
 		return 1;

@@ -195,6 +195,13 @@ void proxy_shutdown(struct proxy *px, bool fast, const char *signame)
 	int64_t ms = px->cfg->shutdown_timeout_ms;
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	evtimer_add(px->shutdown_timer, &tv);
+	/* Held clients have no transaction to finish. */
+	struct client *c = px->clients, *next;
+	for (; c; c = next) {
+		next = client_next(c);
+		if (client_get_state(c) == CL_GATE)
+			client_terminate(c, SQLSTATE_CANNOT_CONNECT_NOW, "uuidgate is shutting down");
+	}
 	/* Fast: sessions that are idle now go at once; busy ones as soon as their
 	 * current transaction ends (proxy_close_idle_if_draining). */
 	if (fast)
@@ -208,6 +215,7 @@ void proxy_reload(struct proxy *px)
 	char err[CONFIG_ERR_LEN], not_reloaded[512];
 	config_init(&fresh);
 	if (!config_load(&fresh, px->config_path, err, sizeof(err)) ||
+	    !config_apply_overrides(&fresh, &px->flags, err, sizeof(err)) ||
 	    !config_validate(&fresh, err, sizeof(err))) {
 		log_event(LOG_ERROR, "reload_failed", 0, NULL, "msg", err, LOG_KV_END);
 		config_free(&fresh);
@@ -285,7 +293,8 @@ static bool write_pidfile(const char *path, char *err, size_t errlen)
 	return true;
 }
 
-struct proxy *proxy_new(struct ug_config *cfg, const char *config_path, char *err, size_t errlen)
+struct proxy *proxy_new(struct ug_config *cfg, const char *config_path, const struct config_overrides *flags,
+			char *err, size_t errlen)
 {
 	struct proxy *px = calloc(1, sizeof(*px));
 	if (!px) {
@@ -294,6 +303,7 @@ struct proxy *proxy_new(struct ug_config *cfg, const char *config_path, char *er
 	}
 	px->cfg = cfg;
 	px->config_path = config_path;
+	px->flags = *flags;
 	px->base = event_base_new();
 	if (!px->base) {
 		snprintf(err, errlen, "cannot create the event loop");

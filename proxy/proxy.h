@@ -51,6 +51,7 @@ struct proxy {
 	struct evdns_base *dns;
 	struct ug_config *cfg;
 	const char *config_path;
+	struct config_overrides flags;      /* re-applied on every reload */
 	struct upstream *upstream;
 	SSL_CTX *client_tls;
 	struct evconnlistener *listeners[PROXY_MAX_LISTENERS];
@@ -75,7 +76,8 @@ struct proxy {
 	uint8_t scram_mock_key[32];         /* fake salts for unknown users */
 };
 
-struct proxy *proxy_new(struct ug_config *cfg, const char *config_path, char *err, size_t errlen);
+struct proxy *proxy_new(struct ug_config *cfg, const char *config_path, const struct config_overrides *flags,
+                        char *err, size_t errlen);
 int proxy_run(struct proxy *px);
 void proxy_free(struct proxy *px);
 
