@@ -96,9 +96,6 @@ def test_status_json_during_and_after_the_migration(migrating):
     assert m["message"] == "migrated to version 40"
 
 
-@pytest.mark.xfail(reason="gate_describe has no case for the ready state: an open gate's description "
-                          "still says 'phoenix_kit V40 migration in progress: 30/30 tables, 100% of rows'",
-                   strict=False)
 def test_status_description_of_an_open_gate_says_it_is_complete(migrating):
     migrating.release()
     st = wait_open(migrating)

@@ -138,9 +138,6 @@ def test_flags_without_config_file(pg):
         proc.wait(10)
 
 
-@pytest.mark.xfail(reason="SIGHUP reloads from the file and environment only: an upstream given "
-                          "with --upstream is replaced by an empty one (libpq defaults), so logins "
-                          "after the reload fail", strict=False)
 def test_reload_keeps_upstream_given_as_flag(pg, tmp_path):
     port = free_port()
     path = write_ini(tmp_path, f"[uuidgate]\nlisten_port = {port}\nmigrate_on_start = no\n")
