@@ -17,18 +17,23 @@ def pg():
     server.destroy()
 
 
-@pytest.fixture
-def uuidgate_factory(pg):
-    started = []
-
+def gate_maker(started, default_upstream):
+    """make(settings=None, upstream=None, start=True, **kw) -> Uuidgate, started
+    unless start=False, remembered in `started` for teardown."""
     def make(settings=None, upstream=None, start=True, **kw):
-        gate = Uuidgate(upstream or pg.conninfo(), settings=settings, **kw)
+        gate = Uuidgate(upstream or default_upstream, settings=settings, **kw)
         started.append(gate)
         if start:
             gate.start()
         return gate
 
-    yield make
+    return make
+
+
+@pytest.fixture
+def uuidgate_factory(pg):
+    started = []
+    yield gate_maker(started, pg.conninfo())
     stop_and_check(started)
 
 
@@ -91,17 +96,9 @@ def pg_auth():
 
 
 @pytest.fixture(scope="module")
-def module_uuidgate_factory():
+def module_uuidgate_factory(pg):
     """Like uuidgate_factory, but the proxies live for the whole module, for
-    tests that can share one; `upstream` is required."""
+    tests that can share one."""
     started = []
-
-    def make(upstream, settings=None, start=True, **kw):
-        gate = Uuidgate(upstream, settings=settings, **kw)
-        started.append(gate)
-        if start:
-            gate.start()
-        return gate
-
-    yield make
+    yield gate_maker(started, pg.conninfo())
     stop_and_check(started)

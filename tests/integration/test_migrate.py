@@ -206,3 +206,24 @@ def test_duplicates_stop_with_names_then_resume(pg):
     r = run_migrate(db, "up")
     assert r.returncode == 0, r.stderr
     assert_end_state(db)
+
+
+def test_application_role_without_superuser(pg):
+    """The application's role, owning its tables but not the database: the
+    missing pgcrypto is the only thing it cannot create, and the error says
+    what a superuser must run."""
+    pg.sql("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app') THEN"
+           " CREATE ROLE app LOGIN; END IF; END$$")
+    su = fresh_db(pg, "mig_role")
+    query(su, "ALTER SCHEMA public OWNER TO app")
+    db = pg.conninfo(dbname="mig_role", user="app")
+    v39.load(db, scale=1)
+    r = run_migrate(db, "up")
+    assert r.returncode == 1
+    assert 'CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA "public"' in r.stderr
+    assert column_state(db, "phoenix_kit_users") is None
+    query(su, "CREATE EXTENSION pgcrypto SCHEMA public")
+    r = run_migrate(db, "up")
+    assert r.returncode == 0, r.stderr
+    assert_end_state(db)
+    assert run_migrate(db, "down").returncode == 0

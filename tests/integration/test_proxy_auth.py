@@ -13,7 +13,7 @@ from pgwire import PgError, RawConn
 
 @pytest.fixture(scope="module")
 def gate(pg_auth, module_uuidgate_factory):
-    return module_uuidgate_factory(pg_auth.conninfo())
+    return module_uuidgate_factory(upstream=pg_auth.conninfo())
 
 
 ROLES = sorted(AUTH_ROLES)

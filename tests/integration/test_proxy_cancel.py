@@ -12,12 +12,12 @@ from pgwire import RawConn, cancel_request, parse_error, query, ssl_request, tls
 
 @pytest.fixture(scope="module")
 def gate(pg, module_uuidgate_factory):
-    return module_uuidgate_factory(pg.conninfo())
+    return module_uuidgate_factory(upstream=pg.conninfo())
 
 
 @pytest.fixture(scope="module")
 def tls_gate(pg, certs, module_uuidgate_factory):
-    return module_uuidgate_factory(pg.conninfo(), {
+    return module_uuidgate_factory(upstream=pg.conninfo(), settings={
         "client_tls_sslmode": "require",
         "client_tls_cert_file": certs["cert"],
         "client_tls_key_file": certs["key"],

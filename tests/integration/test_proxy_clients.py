@@ -11,7 +11,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def gate(pg, module_uuidgate_factory):
-    return module_uuidgate_factory(pg.conninfo())
+    return module_uuidgate_factory(upstream=pg.conninfo())
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pgwire import RawConn, query, startup_packet
 
 @pytest.fixture(scope="module")
 def gate(pg, module_uuidgate_factory):
-    return module_uuidgate_factory(pg.conninfo())
+    return module_uuidgate_factory(upstream=pg.conninfo())
 
 
 @pytest.fixture

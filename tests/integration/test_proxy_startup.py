@@ -17,7 +17,7 @@ from pgwire import (ConnectionClosed, PgError, RawConn, gssenc_request, message,
 
 @pytest.fixture(scope="module")
 def gate(pg_auth, module_uuidgate_factory):
-    return module_uuidgate_factory(pg_auth.conninfo())
+    return module_uuidgate_factory(upstream=pg_auth.conninfo())
 
 
 def raw(gate, **kw):

@@ -47,14 +47,14 @@ def client_tls(certs, **extra):
 @pytest.fixture(scope="module")
 def tls_client_gate(pg, certs, module_uuidgate_factory):
     """TLS required towards clients; plaintext to the server."""
-    return module_uuidgate_factory(pg.conninfo(sslmode="disable"), client_tls(certs))
+    return module_uuidgate_factory(upstream=pg.conninfo(sslmode="disable"), settings=client_tls(certs))
 
 
 @pytest.fixture(scope="module")
 def both_legs_gate(tls_pg, certs, module_uuidgate_factory):
     """TLS on both legs, the server's certificate fully verified."""
     upstream = tls_pg.conninfo(sslmode="verify-full", sslrootcert=certs["ca"])
-    return module_uuidgate_factory(upstream, client_tls(certs, client_tls_sslmode="prefer"))
+    return module_uuidgate_factory(client_tls(certs, client_tls_sslmode="prefer"), upstream=upstream)
 
 
 def backend_uses_ssl(conn):
