@@ -12,7 +12,7 @@
  *     protocol/sqlscan.c protocol/stmtmap.c protocol/uuidv7.c \
  *     protocol/pgbuf.c protocol/pgread.c \
  *     -l:libpg_query.a -lprotobuf-c -lcrypto -lpthread -o fuzz_rewrite
- *   ./fuzz_rewrite -max_total_time=60 fuzz/corpus/rewrite
+ *   ./fuzz_rewrite -max_total_time=60 fuzz/corpus/fuzz_rewrite
  */
 #define _POSIX_C_SOURCE 200809L
 
