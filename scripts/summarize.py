@@ -1,6 +1,10 @@
-"""Adds up meson's test log and pytest's JUnit XML into one closing line:
+"""Adds up any number of result files into one closing line:
 'N passed, N failed' (', N skipped' when some were). Exit status 1 when any
-test failed or a result file is missing."""
+test failed or a result file is missing.
+
+Reads meson's test logs (testlog.json, one JSON object a line), JUnit XML
+(pytest, fuzz/run.sh) and fuzz/run.sh's fuzz-results.json (one result per
+target)."""
 
 import json
 import sys
@@ -24,6 +28,23 @@ def meson_counts(path):
     return passed, failed, skipped
 
 
+def fuzz_counts(data):
+    passed = sum(1 for t in data["targets"] if t["status"] == "ok")
+    return passed, len(data["targets"]) - passed, 0
+
+
+def json_counts(path):
+    with open(path) as f:
+        text = f.read()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and "targets" in data:
+        return fuzz_counts(data)
+    return meson_counts(path)
+
+
 def junit_counts(path):
     root = ET.parse(path).getroot()
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
@@ -43,7 +64,7 @@ def main(paths):
     missing = False
     for path in paths:
         try:
-            counts = meson_counts(path) if path.endswith(".json") else junit_counts(path)
+            counts = json_counts(path) if path.endswith(".json") else junit_counts(path)
         except (OSError, ValueError, ET.ParseError) as e:
             print(f"summary: cannot read {path}: {e}", file=sys.stderr)
             missing = True

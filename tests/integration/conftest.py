@@ -5,7 +5,12 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import PgServer, Uuidgate  # noqa: E402
+from harness import PgServer, Uuidgate, sanitizer_reports  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: long migration, fault or load tests (left out of the sanitizer pass: -m 'not slow')")
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +107,36 @@ def module_uuidgate_factory(pg):
     started = []
     yield gate_maker(started, pg.conninfo())
     stop_and_check(started)
+
+
+def _new_sanitizer_reports():
+    """Sanitizer lines logged by any uuidgate since the last check (a process
+    still running is checked again later, so reports at exit are seen too)."""
+    found = []
+    for gate in Uuidgate.instances:
+        text = gate.log()
+        if len(text) > gate.sanitizer_checked:
+            found += [f"{gate.logfile}: {line}" for line in sanitizer_reports(text[gate.sanitizer_checked:])]
+            gate.sanitizer_checked = len(text)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_reports():
+    """Fails the test when a uuidgate it ran (or one that exited since the last
+    test) logged an AddressSanitizer, UBSan or LeakSanitizer report. Set up
+    before the test's own fixtures, so it checks after they stopped their
+    proxies."""
+    yield
+    found = _new_sanitizer_reports()
+    if found:
+        pytest.fail("sanitizer report in uuidgate's log:\n" + "\n".join(found[:20]), pytrace=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_sanitizer_reports_in_module():
+    """The same after the module's shared proxies have stopped."""
+    yield
+    found = _new_sanitizer_reports()
+    if found:
+        pytest.fail("sanitizer report in uuidgate's log:\n" + "\n".join(found[:20]), pytrace=False)

@@ -214,10 +214,25 @@ class PgServer:
         return out.stdout.strip()
 
 
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
+
+
+def sanitizer_reports(text):
+    """The lines of a log that come from AddressSanitizer, UndefinedBehavior-
+    Sanitizer or LeakSanitizer (an instrumented build writes them to stderr)."""
+    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKERS)]
+
+
 class Uuidgate:
     """One uuidgate process with a generated config file."""
 
+    # Every instance made in this test process, so that the test suite can
+    # check each one's log for sanitizer reports.
+    instances = []
+
     def __init__(self, upstream, settings=None, base=None, binary=UUIDGATE_BIN, env=None):
+        Uuidgate.instances.append(self)
+        self.sanitizer_checked = 0
         self.base = base or make_tmpdir("uuidgate-proxy-")
         self.port = free_port()
         self.settings = {
