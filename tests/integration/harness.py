@@ -310,18 +310,6 @@ class Uuidgate:
                 raise AssertionError(f"{needle!r} not logged within {timeout}s; log:\n{text[since:]}")
             time.sleep(0.05)
 
-    SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
-
-    def sanitizer_report(self):
-        """The first sanitizer report in the log (when uuidgate was built with
-        -Db_sanitize=address,undefined), or None."""
-        text = self.log()
-        for marker in self.SANITIZER_MARKERS:
-            at = text.find(marker)
-            if at >= 0:
-                return text[max(0, at - 200):at + 3000]
-        return None
-
     def log(self):
         try:
             with open(self.logfile, errors="replace") as f:

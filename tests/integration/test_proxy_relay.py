@@ -206,9 +206,6 @@ def test_client_vanishing_when_idle_ends_backend(pg, gate):
     assert wait_until(lambda: backends_named(pg, "relay-idle-vanish") == 0)
 
 
-@pytest.mark.xfail(reason="a client that disconnects mid-query leaves its server backend running "
-                          "the query to the end: the proxy closes the server socket but does not "
-                          "cancel the running query", strict=False)
 def test_client_vanishing_mid_query_ends_backend(pg, gate):
     c = RawConn(port=gate.port)
     c.login(params={"application_name": "relay-vanish"})
