@@ -3,8 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
+
+#include "log.h"
 
 static const unsigned char alpn_postgresql[] = { 10, 'p', 'o', 's', 't', 'g', 'r', 'e', 's', 'q', 'l' };
 
@@ -40,6 +43,16 @@ bool tls_alpn_is_postgresql(SSL *ssl)
 	unsigned int n;
 	SSL_get0_alpn_selected(ssl, &p, &n);
 	return n == 10 && memcmp(p, "postgresql", 10) == 0;
+}
+
+/* A private key every local user can read is as good as published; say so
+ * (PostgreSQL refuses to start with such a key file). */
+static void warn_if_key_readable(const char *path)
+{
+	struct stat st;
+	if (path && *path && stat(path, &st) == 0 && (st.st_mode & S_IRWXO))
+		log_event(LOG_WARNING, "tls_key_permissions", 0, NULL, "path", path, "msg",
+			  "TLS key file is readable by other users; chmod 600 it", LOG_KV_END);
 }
 
 static bool apply_protocols(SSL_CTX *ctx, const char *spec, char *err, size_t errlen)
@@ -92,6 +105,7 @@ SSL_CTX *tls_client_facing_ctx(const struct ug_config *cfg, char *err, size_t er
 		tls_error(err, errlen, "client_tls_cert_file");
 		goto fail;
 	}
+	warn_if_key_readable(cfg->client_tls_key_file);
 	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->client_tls_key_file, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
 		tls_error(err, errlen, "client_tls_key_file");
@@ -138,6 +152,7 @@ SSL_CTX *tls_server_facing_ctx(int sslmode, const char *rootcert, const char *ce
 			tls_error(err, errlen, "upstream sslcert");
 			goto fail;
 		}
+		warn_if_key_readable(key && *key ? key : cert);
 		if (SSL_CTX_use_PrivateKey_file(ctx, key && *key ? key : cert, SSL_FILETYPE_PEM) != 1) {
 			tls_error(err, errlen, "upstream sslkey");
 			goto fail;
