@@ -353,25 +353,37 @@ static bool backfill_retries(struct backfill *b, struct mg_error *err)
 	return ok;
 }
 
-/* Count and bounds of the NULL rows, in one scan. */
+/* Where the NULL rows start (in key order, so a fresh column answers at
+ * once and a resumed one skips what is done) and the largest key (rows added
+ * since have the default). The count is exact for small tables and
+ * estimated from the key range for large ones, only for progress. */
 static bool backfill_bounds(struct backfill *b, int64_t *nulls, struct mg_error *err)
 {
-	struct strb sql;
+	struct strb sql, pk;
 	strb_init(&sql);
-	strb_printf(&sql, "SELECT count(*), min(");
-	strb_ident(&sql, b->r->conn, b->t->pk);
-	strb_printf(&sql, "), max(");
-	strb_ident(&sql, b->r->conn, b->t->pk);
-	strb_printf(&sql, ") FROM %s WHERE uuid IS NULL", b->table_q);
+	strb_init(&pk);
+	strb_ident(&pk, b->r->conn, b->t->pk);
+	const char *vals[] = { pk.buf, b->table_q };
+	strb_subst(&sql,
+		"SELECT lo, hi, CASE WHEN lo IS NULL THEN 0"
+		" WHEN n < 200000 THEN (SELECT count(*) FROM {2} WHERE uuid IS NULL)"
+		" ELSE (n * (hi - lo + 1) / greatest(hi - mn + 1, 1))::int8 END"
+		" FROM (SELECT (SELECT reltuples FROM pg_class WHERE oid = '{2}'::regclass) AS n,"
+		" (SELECT {1} FROM {2} WHERE uuid IS NULL ORDER BY {1} LIMIT 1) AS lo,"
+		" (SELECT max({1}) FROM {2}) AS hi, (SELECT min({1}) FROM {2}) AS mn) k",
+		vals, 2);
+	strb_free(&pk);
 	struct db_wait wait = { .stop = b->r->stop };
 	PGresult *res = db_run(b->r->conn, sql.buf, 0, NULL, &wait, err);
 	strb_free(&sql);
 	if (!res)
 		return false;
-	*nulls = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-	if (*nulls > 0) {
-		b->next_lo = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-		b->end = strtoll(PQgetvalue(res, 0, 2), NULL, 10) + 1;
+	*nulls = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	if (!PQgetisnull(res, 0, 0)) {
+		b->next_lo = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		b->end = strtoll(PQgetvalue(res, 0, 1), NULL, 10) + 1;
+		if (*nulls <= 0)
+			*nulls = 1;
 	}
 	PQclear(res);
 	return true;

@@ -204,6 +204,10 @@ static void catalog_parse_mark(struct table_state *t)
 		t->mark = CATALOG_MARK_IS_CREATED;
 		return;
 	}
+	if (strncmp(c, CATALOG_MARK_RESTORED, strlen(CATALOG_MARK_RESTORED)) == 0) {
+		t->mark = CATALOG_MARK_IS_RESTORED;
+		return;
+	}
 	if (strncmp(c, CATALOG_MARK_KEPT, strlen(CATALOG_MARK_KEPT)) != 0) {
 		t->mark = CATALOG_MARK_FOREIGN;
 		return;
@@ -340,7 +344,8 @@ bool catalog_has_marks(const struct catalog *cat)
 {
 	for (int i = 0; i < CATALOG_TABLES; i++) {
 		enum catalog_mark m = cat->tables[i].mark;
-		if (cat->tables[i].has_uuid && (m == CATALOG_MARK_IS_CREATED || m == CATALOG_MARK_IS_KEPT))
+		if (cat->tables[i].has_uuid && (m == CATALOG_MARK_IS_CREATED || m == CATALOG_MARK_IS_KEPT ||
+						m == CATALOG_MARK_IS_RESTORED))
 			return true;
 	}
 	return false;

@@ -16,6 +16,9 @@
 /* Comment prefixes marking a column `up` created or completed. */
 #define CATALOG_MARK_CREATED "uuidgate:v40 created"
 #define CATALOG_MARK_KEPT "uuidgate:v40 kept"
+/* A completed column down has put back; the comment goes last, so that an
+ * interrupted down can still tell it from PhoenixKit's unmarked columns. */
+#define CATALOG_MARK_RESTORED "uuidgate:v40 restored"
 
 extern const char *const catalog_tables[CATALOG_TABLES];
 
@@ -23,6 +26,7 @@ enum catalog_mark {
 	CATALOG_MARK_NONE,      /* no comment */
 	CATALOG_MARK_IS_CREATED,
 	CATALOG_MARK_IS_KEPT,
+	CATALOG_MARK_IS_RESTORED,
 	CATALOG_MARK_FOREIGN,   /* someone else's comment: left alone */
 };
 

@@ -6,6 +6,7 @@
 #include "exec.h"
 #include "mlog.h"
 #include "progress.h"
+#include "strb.h"
 
 /* From 40; or from 39 when an interrupted down (or up) left marked columns. */
 static bool down_applies(struct runner *r, const struct catalog *cat, char *reason, size_t len)
@@ -23,9 +24,9 @@ static bool down_applies(struct runner *r, const struct catalog *cat, char *reas
 }
 
 /* Per table: a column up created is dropped, a column up completed gets its
- * earlier default, nullability and index back. An unmarked column cannot be
- * told apart from one PhoenixKit's own V40 created: it is dropped with its
- * index, as PhoenixKit's down does, and the log says so. */
+ * earlier default, nullability and index back. A column without any comment
+ * cannot be told apart from one PhoenixKit's own V40 created: it is dropped
+ * with its index, as PhoenixKit's down does, and the log says so. */
 static bool down_tables(struct runner *r, struct catalog *cat, struct mg_error *err)
 {
 	int total = 0, done = 0;
@@ -37,12 +38,14 @@ static bool down_tables(struct runner *r, struct catalog *cat, struct mg_error *
 		struct step_list steps;
 		if (!t->exists)
 			continue;
-		bool unmarked = t->mark != CATALOG_MARK_IS_CREATED && t->mark != CATALOG_MARK_IS_KEPT;
-		if (t->has_uuid && unmarked)
+		if (t->has_uuid && t->mark == CATALOG_MARK_NONE)
 			mlog_warn(r->opt, "%s: uuid column without uuidgate's mark (migrated by PhoenixKit's"
 				  " own V40?): dropping it and its index as PhoenixKit's down does", t->name);
+		if (t->has_uuid && t->mark == CATALOG_MARK_FOREIGN)
+			mlog_warn(r->opt, "%s: uuid column with a comment of its own: kept as it is",
+				  t->name);
 		progress_table(r->prog, t->name, done, total);
-		steps_plan_down(r, t, unmarked, &steps);
+		steps_plan_down(r, t, &steps);
 		bool ok = engine_run_steps(r, t, &steps, err);
 		steps_free(&steps);
 		if (!ok)
@@ -50,6 +53,31 @@ static bool down_tables(struct runner *r, struct catalog *cat, struct mg_error *
 		progress_table(r->prog, t->name, ++done, total);
 	}
 	return true;
+}
+
+/* Only once nothing unmarked of PhoenixKit's is left do the restored
+ * columns lose their marks, all in one transaction: a run killed halfway
+ * must not leave a restored column looking like one of PhoenixKit's. */
+static bool down_unmark(struct runner *r, struct mg_error *err)
+{
+	struct catalog cat;
+	struct strb sql;
+	if (!catalog_load(r, &cat, err))
+		return false;
+	strb_init(&sql);
+	for (int i = 0; i < CATALOG_TABLES; i++) {
+		struct table_state *t = &cat.tables[i];
+		if (!t->exists || !t->has_uuid || t->mark != CATALOG_MARK_IS_RESTORED)
+			continue;
+		char *one = steps_sql_unmark(r, t);
+		strb_printf(&sql, "%s%s", sql.len ? "; " : "", one);
+		free(one);
+	}
+	bool ok = sql.len == 0 ||
+		  exec_locked(r, "phoenix_kit", "remove the marks of restored columns", sql.buf, err);
+	strb_free(&sql);
+	catalog_free(&cat);
+	return ok;
 }
 
 static bool down_locked(struct runner *r, enum migrate_result *result, struct mg_error *err)
@@ -75,7 +103,7 @@ static bool down_locked(struct runner *r, enum migrate_result *result, struct mg
 		ok = exec_locked(r, "phoenix_kit", "stamp version 39", sql, err);
 		free(sql);
 	}
-	ok = ok && down_tables(r, &cat, err);
+	ok = ok && down_tables(r, &cat, err) && down_unmark(r, err);
 	if (ok)
 		progress_message(r->prog, "down to version 39");
 	catalog_free(&cat);

@@ -198,6 +198,20 @@ static bool engine_build_index(struct runner *r, const struct table_state *t, st
 	return false;
 }
 
+/* A check violation means rows are still NULL; a full scan to look for
+ * them first would cost as much as the validation itself. */
+static bool engine_validate(struct runner *r, const struct table_state *t, struct step *s,
+			    struct mg_error *err)
+{
+	if (exec_waiting(r, t->name, s->what, s->sql, err))
+		return true;
+	if (!mg_error_is(err, "23514"))
+		return false;
+	mlog_info(r->opt, "%s: rows are still NULL: filling them", t->name);
+	mg_error_clear(err);
+	return backfill_fill_rest(r, t, err) && exec_waiting(r, t->name, s->what, s->sql, err);
+}
+
 static bool engine_step(struct runner *r, const struct table_state *t, struct step_list *l,
 			struct step *s, int64_t *written, struct mg_error *err)
 {
@@ -210,8 +224,8 @@ static bool engine_step(struct runner *r, const struct table_state *t, struct st
 		return backfill_run(r, t, written, err);
 	case STEP_VACUUM:
 		return *written == 0 || exec_waiting(r, t->name, s->what, s->sql, err);
-	case STEP_FILL_REST:
-		return backfill_fill_rest(r, t, err);
+	case STEP_VALIDATE:
+		return engine_validate(r, t, s, err);
 	case STEP_CHECK_DUPLICATES:
 		return engine_check_duplicates(r, t, l, err);
 	case STEP_DROP_INVALID_INDEX:

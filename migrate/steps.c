@@ -115,7 +115,10 @@ static void steps_plan_index(struct runner *r, const struct table_state *t, stru
 }
 
 /* NOT NULL without a scan under ACCESS EXCLUSIVE: a NOT VALID check guards
- * new rows at once, VALIDATE scans under a lock that blocks no DML, and SET
+ * new rows at once, VALIDATE scans under a lock that blocks no DML (rows
+ * still NULL, held by the application during the backfill or inserted with
+ * an explicit NULL before the check, make it fail: they are filled and it
+ * runs again), and SET
  * NOT NULL then trusts the valid check (PostgreSQL 12+). SET NOT NULL and the
  * DROP of the check are separate statements so that the check is still there
  * (and valid) when SET NOT NULL looks for it. */
@@ -132,10 +135,8 @@ static void steps_plan_not_null(struct runner *r, const struct table_state *t,
 		steps_add(l, STEP_LOCKED, "add CHECK (uuid IS NOT NULL) NOT VALID", LOCK_AEL,
 			  steps_sql_constraint(r, t, l, "ADD CONSTRAINT",
 					       " CHECK (uuid IS NOT NULL) NOT VALID"));
-	steps_add(l, STEP_FILL_REST, "fill the rows still NULL", "ROW EXCLUSIVE + row locks, brief",
-		  NULL);
 	if (!t->check_validated)
-		steps_add(l, STEP_WAIT, "validate the check (scan, no DML blocked)", LOCK_SUE,
+		steps_add(l, STEP_VALIDATE, "validate the check (scan, no DML blocked)", LOCK_SUE,
 			  steps_sql_constraint(r, t, l, "VALIDATE CONSTRAINT", ""));
 	steps_add(l, STEP_LOCKED, "SET NOT NULL (no scan: the check is valid)", LOCK_AEL,
 		  strb_fmt("ALTER TABLE %s ALTER COLUMN uuid SET NOT NULL", l->table_q));
@@ -163,7 +164,7 @@ bool steps_plan_up(struct runner *r, const struct table_state *t, struct step_li
 		steps_add(l, STEP_LOCKED, "add the column with its default, and mark it", LOCK_AEL,
 			  steps_sql_add_column(r, l));
 	} else {
-		if (t->mark == CATALOG_MARK_NONE)
+		if (t->mark == CATALOG_MARK_NONE || t->mark == CATALOG_MARK_IS_RESTORED)
 			steps_add(l, STEP_LOCKED, "mark the existing column (what down restores)",
 				  "SHARE UPDATE EXCLUSIVE, brief, under lock_timeout",
 				  steps_sql_mark_kept(r, t, l));
@@ -174,7 +175,7 @@ bool steps_plan_up(struct runner *r, const struct table_state *t, struct step_li
 		steps_add(l, STEP_BACKFILL, "backfill in batches by primary key",
 			  "ROW EXCLUSIVE + row locks of one batch, SKIP LOCKED", NULL);
 		steps_add(l, STEP_VACUUM, "vacuum and analyze after the backfill", LOCK_SUE,
-			  strb_fmt("VACUUM (ANALYZE) %s", l->table_q));
+			  strb_fmt("VACUUM (ANALYZE, TRUNCATE false) %s", l->table_q));
 	}
 	steps_plan_index(r, t, l);
 	steps_plan_not_null(r, t, l);
@@ -202,21 +203,26 @@ static void steps_plan_down_kept(struct runner *r, const struct table_state *t,
 		strb_printf(&s, ", DROP CONSTRAINT IF EXISTS ");
 		strb_ident(&s, r->conn, name);
 	}
-	strb_printf(&s, "; COMMENT ON COLUMN %s.uuid IS NULL", l->table_q);
-	steps_add(l, STEP_LOCKED, "restore the column's default and nullability, unmark it",
-		  LOCK_AEL, strb_steal(&s));
+	strb_printf(&s, "; COMMENT ON COLUMN %s.uuid IS ", l->table_q);
+	strb_literal(&s, r->conn, CATALOG_MARK_RESTORED ": removed when down completes");
+	steps_add(l, STEP_LOCKED, "restore the column's default and nullability", LOCK_AEL,
+		  strb_steal(&s));
 }
 
-void steps_plan_down(struct runner *r, const struct table_state *t, bool like_phoenixkit,
-		     struct step_list *l)
+/* created, or no comment at all (PhoenixKit's own V40): drop index and
+ * column. kept: put back what it was. restored, or someone else's comment:
+ * nothing here. */
+void steps_plan_down(struct runner *r, const struct table_state *t, struct step_list *l)
 {
 	steps_names(r, t, l);
 	if (!t->exists || !t->has_uuid)
 		return;
-	if (t->mark == CATALOG_MARK_IS_KEPT && !like_phoenixkit) {
+	if (t->mark == CATALOG_MARK_IS_KEPT) {
 		steps_plan_down_kept(r, t, l);
 		return;
 	}
+	if (t->mark != CATALOG_MARK_IS_CREATED && t->mark != CATALOG_MARK_NONE)
+		return;
 	if (t->named_index_oid)
 		steps_add(l, STEP_WAIT, "drop the index", LOCK_SUE,
 			  strb_fmt("DROP INDEX CONCURRENTLY IF EXISTS %s", l->index_q));
@@ -253,5 +259,15 @@ char *steps_sql_create_pgcrypto(struct runner *r)
 	strb_init(&s);
 	strb_printf(&s, "CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA ");
 	strb_ident(&s, r->conn, r->opt->prefix);
+	return strb_steal(&s);
+}
+
+char *steps_sql_unmark(struct runner *r, const struct table_state *t)
+{
+	struct strb s;
+	strb_init(&s);
+	strb_printf(&s, "COMMENT ON COLUMN ");
+	strb_qualified(&s, r->conn, r->opt->prefix, t->name);
+	strb_printf(&s, ".uuid IS NULL");
 	return strb_steal(&s);
 }

@@ -13,7 +13,7 @@ enum step_kind {
 	STEP_WAIT,              /* may wait for other transactions without blocking them */
 	STEP_BACKFILL,          /* batches by primary-key range */
 	STEP_VACUUM,            /* after a backfill that wrote rows */
-	STEP_FILL_REST,         /* NULLs left once the NOT VALID check guards new rows */
+	STEP_VALIDATE,          /* VALIDATE; rows still NULL are filled and it runs again */
 	STEP_CHECK_DUPLICATES,  /* a pre-existing column may hold repeated values */
 	STEP_DROP_INVALID_INDEX,/* leftover of a failed build, once no build runs */
 	STEP_BUILD_INDEX,       /* CREATE UNIQUE INDEX CONCURRENTLY */
@@ -40,10 +40,11 @@ struct step_list {
  * (wrong column type, conflicting index name). */
 bool steps_plan_up(struct runner *r, const struct table_state *t, struct step_list *out,
 		   struct mg_error *err);
-/* Steps undoing what `up` did to t; like_phoenixkit: t's column carries no
- * mark, so drop index and column as PhoenixKit's down does. */
-void steps_plan_down(struct runner *r, const struct table_state *t, bool like_phoenixkit,
-		     struct step_list *out);
+/* Steps undoing what `up` did to t; a column without any comment is
+ * PhoenixKit's own: index and column go, as in PhoenixKit's down. */
+void steps_plan_down(struct runner *r, const struct table_state *t, struct step_list *out);
+/* The last statement of down for a restored column: its comment goes. */
+char *steps_sql_unmark(struct runner *r, const struct table_state *t);
 void steps_free(struct step_list *list);
 
 /* Statements outside tables. All malloc'd. */
