@@ -167,7 +167,7 @@ static void show_clients(struct proxy *px, struct pgbuf *out, bool servers_only)
 static void show_stats(struct proxy *px, struct pgbuf *out)
 {
 	struct client_counts cc;
-	char v[12][NUM_BUF];
+	char v[16][NUM_BUF];
 	stats_count_clients(px, &cc);
 	const struct proxy_stats *st = &px->stats;
 	const char *pairs[][2] = {
@@ -183,6 +183,10 @@ static void show_stats(struct proxy *px, struct pgbuf *out)
 		{ "bytes_server_to_client", fmt_u64(v[9], cc.bytes_server_to_client) },
 		{ "messages_client_to_server", fmt_u64(v[10], cc.messages_client_to_server) },
 		{ "messages_server_to_client", fmt_u64(v[11], cc.messages_server_to_client) },
+		{ "insert_rewrites", fmt_u64(v[12], st->rewrite_statements) },
+		{ "insert_uuid_values", fmt_u64(v[13], st->rewrite_values) },
+		{ "insert_passed_session_settings", fmt_u64(v[14], st->rewrite_passed_settings) },
+		{ "insert_passed_not_certain", fmt_u64(v[15], st->rewrite_passed_uncertain) },
 	};
 	put_pairs(out, pairs, sizeof(pairs) / sizeof(pairs[0]));
 }

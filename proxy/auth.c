@@ -43,6 +43,14 @@ static enum auth_result password_failed(struct client_auth *st, const char **sql
  * the same from one login to the next (as a stored secret's does, and as the
  * doomed exchange of an unknown user imitates) and the key derivation is paid
  * once. The proxy is single-threaded; the cache is emptied on reload. */
+void auth_free_secret(char *secret)
+{
+	if (!secret)
+		return;
+	OPENSSL_cleanse(secret, strlen(secret));
+	free(secret);
+}
+
 struct derived_secret {
 	struct derived_secret *next;
 	char *user;
@@ -57,10 +65,9 @@ void auth_forget_derived_secrets(void)
 	while (derived_secrets) {
 		struct derived_secret *d = derived_secrets;
 		derived_secrets = d->next;
-		OPENSSL_cleanse(d->password, strlen(d->password));
+		auth_free_secret(d->password);
 		OPENSSL_cleanse(&d->secret, sizeof(d->secret));
 		free(d->user);
-		free(d->password);
 		free(d);
 	}
 }
@@ -231,9 +238,7 @@ void client_auth_free(struct client_auth *st)
 	if (!st)
 		return;
 	scram_server_free(st->scram);
-	if (st->secret)
-		OPENSSL_cleanse(st->secret, strlen(st->secret));
-	free(st->secret);
+	auth_free_secret(st->secret);
 	free(st->user);
 	OPENSSL_cleanse(st->client_key, sizeof(st->client_key));
 	free(st);
@@ -374,9 +379,7 @@ void server_auth_free(struct server_auth *st)
 	if (!st)
 		return;
 	scram_client_free(st->scram);
-	if (st->secret)
-		OPENSSL_cleanse(st->secret, strlen(st->secret));
-	free(st->secret);
+	auth_free_secret(st->secret);
 	free(st->user);
 	OPENSSL_cleanse(st->client_key, sizeof(st->client_key));
 	free(st);

@@ -21,6 +21,9 @@ enum auth_result {
 
 struct client_auth;
 
+/* Wipes a secret's bytes, then frees it. */
+void auth_free_secret(char *secret);
+
 /* Forgets the SCRAM secrets derived from plain passwords (auth_file reload). */
 void auth_forget_derived_secrets(void);
 

@@ -130,9 +130,7 @@ static void client_free(struct client *c)
 	client_auth_free(c->cauth);
 	rwsess_free(c->rw);
 	server_auth_free(c->sauth);
-	if (c->secret)
-		OPENSSL_cleanse(c->secret, strlen(c->secret));
-	free(c->secret);
+	auth_free_secret(c->secret);
 	free(c);
 	proxy_client_gone(px);
 }

@@ -180,6 +180,15 @@ static void metrics_counters(struct evbuffer *b, struct proxy *px)
 	for (int i = 0; i < PROXY_MAX_ERROR_CODES && px->errors[i].sqlstate[0]; i++)
 		evbuffer_add_printf(b, "uuidgate_errors_total{sqlstate=\"%s\"} %llu\n", px->errors[i].sqlstate,
 				    (unsigned long long)px->errors[i].count);
+	metric(b, "uuidgate_insert_rewrites_total", "counter", "INSERTs that got UUIDv7 values from uuidgate");
+	evbuffer_add_printf(b, "uuidgate_insert_rewrites_total %llu\n", (unsigned long long)st->rewrite_statements);
+	metric(b, "uuidgate_insert_uuid_values_total", "counter", "UUIDv7 values uuidgate generated for INSERTs");
+	evbuffer_add_printf(b, "uuidgate_insert_uuid_values_total %llu\n", (unsigned long long)st->rewrite_values);
+	metric(b, "uuidgate_insert_passed_total", "counter", "INSERTs passed through unchanged, by reason");
+	evbuffer_add_printf(b, "uuidgate_insert_passed_total{reason=\"session_settings\"} %llu\n"
+			       "uuidgate_insert_passed_total{reason=\"not_certain\"} %llu\n",
+			    (unsigned long long)st->rewrite_passed_settings,
+			    (unsigned long long)st->rewrite_passed_uncertain);
 	metric(b, "uuidgate_build_info", "gauge", "build information");
 	evbuffer_add_printf(b, "uuidgate_build_info{version=\"%s\"} 1\n", UUIDGATE_VERSION);
 }

@@ -36,7 +36,8 @@ struct proxy_stats {
 	uint64_t messages_server_to_client;
 	uint64_t rewrite_statements;   /* INSERTs rewritten */
 	uint64_t rewrite_values;       /* UUIDv7 values generated */
-	uint64_t rewrite_passed;       /* INSERTs seen but left as they were */
+	uint64_t rewrite_passed_settings;  /* INSERTs left alone: client_encoding or strings */
+	uint64_t rewrite_passed_uncertain; /* INSERTs left alone: not certainly a migrated table */
 };
 
 /* Errors uuidgate itself sent to clients, by SQLSTATE. */

@@ -150,7 +150,10 @@ static void count_result(struct rwsess *rw, enum rewrite_status st, const struct
 {
 	struct proxy_stats *stats = &rw->px->stats;
 	if (st != REWRITE_DONE) {
-		stats->rewrite_passed++;
+		if (rw->utf8 && rw->standard_strings)
+			stats->rewrite_passed_uncertain++;
+		else
+			stats->rewrite_passed_settings++;
 		return;
 	}
 	stats->rewrite_statements++;
