@@ -16,6 +16,7 @@
 #include "log.h"
 #include "message.h"
 #include "net.h"
+#include "pgquery.h"
 #include "pgread.h"
 #include "rwsess.h"
 #include "tls.h"
@@ -128,6 +129,7 @@ static void client_free(struct client *c)
 	if (c->have_startup)
 		startup_free(&c->startup);
 	client_auth_free(c->cauth);
+	pgquery_abort(c->auth_lookup);
 	rwsess_free(c->rw);
 	server_auth_free(c->sauth);
 	auth_free_secret(c->secret);

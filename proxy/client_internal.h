@@ -58,6 +58,7 @@ struct client {
 	bool peer_same_uid;              /* Unix socket peer runs as uuidgate's own user */
 	bool admin_skipping;             /* after an extended-protocol error, until Sync */
 	struct client_auth *cauth;
+	struct pgquery *auth_lookup;     /* auth_query running for this client */
 	struct server_auth *sauth;
 	char *secret;
 	struct rwsess *rw;               /* INSERT rewriting; NULL: plain relay */

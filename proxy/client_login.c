@@ -15,6 +15,7 @@
 #include "client_internal.h"
 #include "log.h"
 #include "message.h"
+#include "pgquery.h"
 #include "pgread.h"
 #include "proxy.h"
 #include "rwsess.h"
@@ -416,9 +417,8 @@ static enum authfile_method configured_method(const struct ug_config *cfg)
 	}
 }
 
-void client_begin_auth(struct client *c)
+static void challenge_client(struct client *c, const char *secret)
 {
-	const char *secret = proxy_user_secret(c->px, client_user(c));
 	const char *sqlstate = NULL;
 	char err[300] = "";
 	struct pgbuf out;
@@ -427,7 +427,6 @@ void client_begin_auth(struct client *c)
 		return;
 	}
 	pgbuf_init(&out);
-	c->state = CL_AUTH;
 	enum auth_result rc = client_auth_begin(&c->cauth, client_user(c), secret, configured_method(c->px->cfg),
 						c->px->scram_mock_key, &out, &sqlstate, err, sizeof(err));
 	client_send(c, &out);
@@ -436,6 +435,53 @@ void client_begin_auth(struct client *c)
 		client_authenticated(c);
 	else if (rc == AUTH_FAILED)
 		client_auth_failed(c, sqlstate, err);
+}
+
+/* auth_query answers (user, secret); a missing row or a NULL secret is an
+ * unknown user, who still gets a challenge that cannot succeed. */
+static void on_auth_lookup(const PGresult *res, const char *error, void *arg)
+{
+	struct client *c = arg;
+	c->auth_lookup = NULL;
+	if (!res) {
+		log_event(LOG_WARNING, "auth_query_failed", c->id, c->addr, "user", client_user(c), "msg", error,
+			  LOG_KV_END);
+		client_fail(c, SQLSTATE_INVALID_AUTHORIZATION, "uuidgate could not look up the user (auth_query failed)",
+			    "see uuidgate's log");
+		return;
+	}
+	int col = PQnfields(res) - 1;
+	const char *secret = PQntuples(res) > 0 && col >= 0 && !PQgetisnull(res, 0, col) ? PQgetvalue(res, 0, col) : NULL;
+	challenge_client(c, secret);
+}
+
+/* Runs auth_query as auth_user in the client's database; auth_user's own
+ * password comes from auth_file (or libpq's usual sources). */
+static void look_up_secret(struct client *c)
+{
+	const struct ug_config *cfg = c->px->cfg;
+	const char *auth_secret = proxy_user_secret(c->px, cfg->auth_user);
+	bool plain = auth_secret && authfile_secret_kind(auth_secret) == AUTHFILE_SECRET_PLAIN;
+	const char *database = c->wants_admin ? NULL : client_database(c);
+	const char *keys[] = { "user", "application_name", "password", "dbname", NULL };
+	const char *values[] = { cfg->auth_user, "uuidgate-auth", plain ? auth_secret : NULL, database, NULL };
+	const char *user = client_user(c);
+	c->state = CL_AUTH;
+	c->auth_lookup = pgquery_start(c->px->base, cfg->upstream, keys, values, cfg->auth_query, 1, &user,
+				       on_auth_lookup, c);
+	if (!c->auth_lookup)
+		client_fail(c, SQLSTATE_INTERNAL_ERROR, "out of memory", NULL);
+}
+
+void client_begin_auth(struct client *c)
+{
+	const struct ug_config *cfg = c->px->cfg;
+	const char *secret = proxy_user_secret(c->px, client_user(c));
+	c->state = CL_AUTH;
+	if (!secret && *cfg->auth_user && strcmp(client_user(c), cfg->auth_user) != 0)
+		look_up_secret(c);
+	else
+		challenge_client(c, secret);
 }
 
 static bool auth_client_message(struct client *c, uint8_t type, const uint8_t *msg, long total)
@@ -465,6 +511,8 @@ static bool auth_client_message(struct client *c, uint8_t type, const uint8_t *m
 
 void client_auth_input(struct client *c)
 {
+	if (c->auth_lookup)
+		return; /* nothing was asked of the client yet */
 	client_each_message(c, stream_input(c->cs), PG_PRE_AUTH_MAX_MESSAGE, CL_AUTH, auth_client_message);
 }
 

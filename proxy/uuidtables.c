@@ -4,19 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
-#include <libpq-fe.h>
-
 #include "catalog.h"
 #include "log.h"
+#include "pgquery.h"
 #include "proxy.h"
 
 struct uuid_tables {
 	struct proxy *px;
 	char *names[CATALOG_TABLES];
 	size_t n;
-	PGconn *conn;
-	struct event *io;
+	struct pgquery *query;
 	bool again;            /* a refresh was asked for while one ran */
 };
 
@@ -30,32 +27,7 @@ static const char table_query[] =
 	"AND NOT a.attisdropped AND a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype "
 	"AND c.relname = ANY ($2::pg_catalog.text[]) ORDER BY 1";
 
-static void finish(struct uuid_tables *t)
-{
-	if (t->io) {
-		event_free(t->io);
-		t->io = NULL;
-	}
-	if (t->conn) {
-		PQfinish(t->conn);
-		t->conn = NULL;
-	}
-	if (t->again) {
-		t->again = false;
-		uuid_tables_refresh(t, "queued");
-	}
-}
-
-static void fail(struct uuid_tables *t, const char *what)
-{
-	char msg[400];
-	snprintf(msg, sizeof(msg), "%s: %s", what, t->conn ? PQerrorMessage(t->conn) : "out of memory");
-	msg[strcspn(msg, "\n")] = '\0';
-	log_event(LOG_WARNING, "uuid_tables_failed", 0, NULL, "msg", msg, LOG_KV_END);
-	finish(t);
-}
-
-static void take_result(struct uuid_tables *t, PGresult *res)
+static void take_result(struct uuid_tables *t, const PGresult *res)
 {
 	for (size_t i = 0; i < t->n; i++)
 		free(t->names[i]);
@@ -70,38 +42,29 @@ static void take_result(struct uuid_tables *t, PGresult *res)
 	log_event(LOG_INFO, "uuid_tables", 0, NULL, "tables", count, LOG_KV_END);
 }
 
-static void wait_io(struct uuid_tables *t, short what, event_callback_fn fn);
-
-static void on_result(evutil_socket_t fd, short what, void *arg)
+static void on_done(const PGresult *res, const char *error, void *arg)
 {
 	struct uuid_tables *t = arg;
-	(void)fd;
-	(void)what;
-	if (!PQconsumeInput(t->conn)) {
-		fail(t, "reading the migrated tables");
-		return;
+	t->query = NULL;
+	if (res)
+		take_result(t, res);
+	else
+		log_event(LOG_WARNING, "uuid_tables_failed", 0, NULL, "msg", error, LOG_KV_END);
+	if (t->again) {
+		t->again = false;
+		uuid_tables_refresh(t, "queued");
 	}
-	if (PQisBusy(t->conn))
-		return;
-	PGresult *res;
-	bool ok = false;
-	while ((res = PQgetResult(t->conn)) != NULL) {
-		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-			take_result(t, res);
-			ok = true;
-		}
-		PQclear(res);
-	}
-	if (!ok) {
-		fail(t, "reading the migrated tables");
-		return;
-	}
-	finish(t);
 }
 
-static void send_query(struct uuid_tables *t)
+void uuid_tables_refresh(struct uuid_tables *t, const char *why)
 {
-	const char *schema = t->px->cfg->migrate_prefix;
+	if (!t)
+		return;
+	if (t->query) {
+		t->again = true;
+		return;
+	}
+	const struct ug_config *cfg = t->px->cfg;
 	char list[2048] = "{";
 	size_t off = 1;
 	for (int i = 0; i < CATALOG_TABLES && off < sizeof(list); i++)
@@ -110,67 +73,12 @@ static void send_query(struct uuid_tables *t)
 		list[off++] = '}';
 		list[off] = '\0';
 	}
-	const char *params[2] = { schema, list };
-	if (!PQsendQueryParams(t->conn, table_query, 2, NULL, params, NULL, NULL, 0)) {
-		fail(t, "querying the migrated tables");
-		return;
-	}
-	wait_io(t, EV_READ | EV_PERSIST, on_result);
-}
-
-static void on_connect_io(evutil_socket_t fd, short what, void *arg)
-{
-	struct uuid_tables *t = arg;
-	(void)fd;
-	(void)what;
-	switch (PQconnectPoll(t->conn)) {
-	case PGRES_POLLING_READING:
-		wait_io(t, EV_READ, on_connect_io);
-		break;
-	case PGRES_POLLING_WRITING:
-		wait_io(t, EV_WRITE, on_connect_io);
-		break;
-	case PGRES_POLLING_OK:
-		if (PQsetnonblocking(t->conn, 1) != 0)
-			fail(t, "connecting to read the migrated tables");
-		else
-			send_query(t);
-		break;
-	default:
-		fail(t, "connecting to read the migrated tables");
-	}
-}
-
-/* libpq may change sockets while connecting (several hosts): the event is
- * made anew for every wait. */
-static void wait_io(struct uuid_tables *t, short what, event_callback_fn fn)
-{
-	if (t->io)
-		event_free(t->io);
-	t->io = event_new(t->px->base, PQsocket(t->conn), what, fn, t);
-	if (!t->io || event_add(t->io, NULL) != 0)
-		fail(t, "waiting for the database");
-}
-
-void uuid_tables_refresh(struct uuid_tables *t, const char *why)
-{
-	if (!t)
-		return;
-	if (t->conn) {
-		t->again = true;
-		return;
-	}
-	const struct ug_config *cfg = t->px->cfg;
-	const char *conninfo = *cfg->migrate_upstream ? cfg->migrate_upstream : cfg->upstream;
-	const char *keys[] = { "dbname", "application_name", NULL };
-	const char *values[] = { conninfo, "uuidgate", NULL };
+	static const char *const keys[] = { "application_name", NULL };
+	static const char *const values[] = { "uuidgate", NULL };
+	const char *params[2] = { cfg->migrate_prefix, list };
 	log_event(LOG_DEBUG, "uuid_tables_refresh", 0, NULL, "why", why, LOG_KV_END);
-	t->conn = PQconnectStartParams(keys, values, 1);
-	if (!t->conn || PQstatus(t->conn) == CONNECTION_BAD) {
-		fail(t, "connecting to read the migrated tables");
-		return;
-	}
-	wait_io(t, EV_WRITE, on_connect_io);
+	t->query = pgquery_start(t->px->base, *cfg->migrate_upstream ? cfg->migrate_upstream : cfg->upstream,
+				 keys, values, table_query, 2, params, on_done, t);
 }
 
 struct uuid_tables *uuid_tables_new(struct proxy *px)
@@ -185,8 +93,7 @@ void uuid_tables_free(struct uuid_tables *t)
 {
 	if (!t)
 		return;
-	t->again = false;
-	finish(t);
+	pgquery_abort(t->query);
 	for (size_t i = 0; i < t->n; i++)
 		free(t->names[i]);
 	free(t);
