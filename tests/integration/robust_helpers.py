@@ -4,6 +4,7 @@ forwarder between uuidgate and PostgreSQL that can stall or cut the network."""
 
 import os
 import socket
+import struct
 import threading
 import time
 
@@ -105,13 +106,14 @@ class FaultyLink:
         self.running.set()
 
     def cut(self):
-        """Resets every open connection (the link stays up for new ones)."""
+        """Drops every open connection: both ends see the link go (the
+        blocked forwarding threads wake up and close their sockets)."""
         with self.lock:
             conns, self.conns = self.conns, []
         for s in conns:
             try:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                s.close()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
