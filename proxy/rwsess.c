@@ -26,6 +26,15 @@ struct rwsess {
 	bool standard_strings;
 	bool path_known;          /* unqualified table names resolve to migrate_prefix */
 	bool rewrote_statements;  /* Binds must be inspected */
+	/* Binds with the wrong number of parameters for a rewritten statement
+	 * are sent on with none, so that the server fails them at the right
+	 * place in the pipeline; their errors are then replaced by ones that
+	 * name the counts the client knows. */
+	struct forced_error {
+		struct forced_error *next;
+		char *statement;
+		char *message;
+	} *forced, **forced_tail;
 };
 
 struct rwsess *rwsess_new(struct proxy *px, uint64_t conn_id, const char *addr)
@@ -37,6 +46,7 @@ struct rwsess *rwsess_new(struct proxy *px, uint64_t conn_id, const char *addr)
 	rw->conn = conn_id;
 	rw->addr = addr;
 	rw->map = stmtmap_new();
+	rw->forced_tail = &rw->forced;
 	if (!rw->map) {
 		free(rw);
 		return NULL;
@@ -44,17 +54,30 @@ struct rwsess *rwsess_new(struct proxy *px, uint64_t conn_id, const char *addr)
 	return rw;
 }
 
+static void forced_pop(struct rwsess *rw)
+{
+	struct forced_error *f = rw->forced;
+	rw->forced = f->next;
+	if (!rw->forced)
+		rw->forced_tail = &rw->forced;
+	free(f->statement);
+	free(f->message);
+	free(f);
+}
+
 void rwsess_free(struct rwsess *rw)
 {
 	if (!rw)
 		return;
+	while (rw->forced)
+		forced_pop(rw);
 	stmtmap_free(rw->map);
 	free(rw);
 }
 
 bool rwsess_needed(const struct rwsess *rw)
 {
-	return rw->rewrote_statements || proxy_insert_uuid_active(rw->px);
+	return rw->rewrote_statements || rw->forced || proxy_insert_uuid_active(rw->px);
 }
 
 /* ---- what the session's settings allow ---------------------------------- */
@@ -233,6 +256,31 @@ static bool client_parse(struct rwsess *rw, const uint8_t *body, size_t len, str
 	return replaced;
 }
 
+/* A Bind with no parameters to the same statement: the server rejects it
+ * with its own count, which server_error() replaces. */
+static bool force_bind_error(struct rwsess *rw, const char *portal, const char *stmt,
+			     const struct rewrite_ext_error *err, struct pgbuf *b)
+{
+	struct forced_error *f = calloc(1, sizeof(*f));
+	if (!f || !(f->statement = strdup(stmt)) || !(f->message = strdup(err->message))) {
+		if (f)
+			free(f->statement);
+		free(f);
+		return false;
+	}
+	*rw->forced_tail = f;
+	rw->forced_tail = &f->next;
+	pgbuf_reset(b);
+	size_t start = pgbuf_begin_msg(b, 'B');
+	pgbuf_put_str(b, portal);
+	pgbuf_put_str(b, stmt);
+	pgbuf_put_int16(b, 0);
+	pgbuf_put_int16(b, 0);
+	pgbuf_put_int16(b, 0);
+	pgbuf_end_msg(b, start);
+	return !pgbuf_failed(b);
+}
+
 static bool client_bind(struct rwsess *rw, const uint8_t *body, size_t len, struct pgbuf *b)
 {
 	struct pgread rd;
@@ -244,10 +292,15 @@ static bool client_bind(struct rwsess *rw, const uint8_t *body, size_t len, stru
 	bool replaced = false;
 	/* Statements prepared with hidden parameters get fresh values on every
 	 * Bind, even after the window has closed: their text is fixed. */
-	if (e && e->extra_params &&
-	    rewrite_ext_bind(body, len, e->orig_params, e->extra_params, &rw->px->uuidgen, b, &err) == REWRITE_BIND_OK) {
-		rw->px->stats.rewrite_values += e->extra_params;
-		replaced = !pgbuf_failed(b);
+	if (e && e->extra_params) {
+		enum rewrite_bind_status st = rewrite_ext_bind(body, len, e->orig_params, e->extra_params,
+							       &rw->px->uuidgen, b, &err);
+		if (st == REWRITE_BIND_OK) {
+			rw->px->stats.rewrite_values += e->extra_params;
+			replaced = !pgbuf_failed(b);
+		} else if (st == REWRITE_BIND_ERROR) {
+			replaced = force_bind_error(rw, portal, stmt, &err, b);
+		}
 	}
 	stmtmap_other(rw->map);
 	return replaced;
@@ -309,10 +362,29 @@ static bool client_message(struct rwsess *rw, uint8_t type, const uint8_t *body,
 
 /* ---- server to client ----------------------------------------------------- */
 
+/* The error of a Bind that force_bind_error() sent on. */
+static bool is_forced_error(const struct rwsess *rw, const struct pg_error *e)
+{
+	char expect[300];
+	if (!rw->forced || !e->sqlstate || strcmp(e->sqlstate, SQLSTATE_PROTOCOL_VIOLATION) != 0 || !e->message)
+		return false;
+	snprintf(expect, sizeof(expect), "bind message supplies 0 parameters, but prepared statement \"%s\"",
+		 rw->forced->statement);
+	return strncmp(e->message, expect, strlen(expect)) == 0;
+}
+
 static bool server_error(struct rwsess *rw, const uint8_t *body, size_t len, struct pgbuf *b)
 {
 	const struct rewrite_posmap *pm = stmtmap_current_posmap(rw->map);
 	struct pg_error e;
+	if (pgmsg_parse_error(body, len, &e) && is_forced_error(rw, &e)) {
+		struct pg_error mine = { .severity = "ERROR", .sqlstate = SQLSTATE_PROTOCOL_VIOLATION,
+					 .message = rw->forced->message };
+		pgmsg_put_error(b, 'E', &mine);
+		stmtmap_server(rw->map, 'E', body, len);
+		forced_pop(rw);
+		return !pgbuf_failed(b);
+	}
 	if (pm && pgmsg_parse_error(body, len, &e) && e.sqlstate && strcmp(e.sqlstate, SQLSTATE_UNDEFINED_COLUMN) == 0) {
 		/* A rewritten statement met a table without the column (migrate
 		 * down, or a temporary table): read the set again, and stop
