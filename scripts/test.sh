@@ -56,5 +56,9 @@ if [ "${UUIDGATE_SKIP_FUZZ:-0}" != 1 ]; then
   results+=(build/test-results/fuzz.xml)
 fi
 
+# The robustness table for this run (docs/robustness.md is made the same way).
+/usr/bin/python3 scripts/robustness_report.py --out build/test-results/robustness.md \
+  --fuzz build-fuzz/fuzz-results.json >/dev/null 2>&1 || true
+
 /usr/bin/python3 scripts/summarize.py "${results[@]}" || rc=1
 exit $rc

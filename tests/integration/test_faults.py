@@ -242,7 +242,7 @@ def progress(conninfo):
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points_of_the_migration(pg, uuidgate_factory):
+def test_sigkill_at_random_points_of_the_migration(pg, uuidgate_factory, record_property):
     conninfo = fresh_db(pg, "faults_kill9")
     load_v39(conninfo)
     before = data_digest(conninfo)
@@ -259,6 +259,8 @@ def test_sigkill_at_random_points_of_the_migration(pg, uuidgate_factory):
         gate.proc.wait()
         seen.append(progress(conninfo))
     print(f"progress after each of {KILLS} kills (uuid columns, NOT NULL, valid indexes): {seen}")
+    record_property("figure", f"{KILLS} kills (seed {SEED}); tables with uuid / NOT NULL / valid index after"
+                              f" each: {' '.join('%d/%d/%d' % p for p in seen)}")
     assert len(set(seen)) > 1, "every kill landed at the same point; the test proves little"
     gate = uuidgate_factory(upstream=conninfo, settings=dict(settings))
     wait_open(gate, timeout=180)

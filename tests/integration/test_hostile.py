@@ -241,7 +241,7 @@ def test_bind_claiming_more_parameters_than_it_carries(gate):
 # ---- slow and stubborn clients ---------------------------------------------------
 
 
-def test_one_byte_per_second_is_cut_by_login_timeout(gate):
+def test_one_byte_per_second_is_cut_by_login_timeout(gate, record_property):
     packet = startup_packet({"user": "postgres", "database": "postgres"})
     start = time.monotonic()
     closed_at = None
@@ -258,11 +258,12 @@ def test_one_byte_per_second_is_cut_by_login_timeout(gate):
         else:
             pytest.fail("the whole packet went through one byte a second")
     assert closed_at is not None
+    record_property("figure", f"cut after {closed_at - start:.1f} s (client_login_timeout = {LOGIN_TIMEOUT_S}s)")
     assert closed_at - start < LOGIN_TIMEOUT_S + 3, f"cut after {closed_at - start:.1f}s"
     assert_serving(gate)
 
 
-def test_client_that_never_reads_a_100mb_result(gate):
+def test_client_that_never_reads_a_100mb_result(gate, record_property):
     """The proxy must push back on the server instead of buffering a result
     its client does not read: its RSS stays bounded."""
     baseline = rss_kb(gate.proc.pid)
@@ -281,6 +282,8 @@ def test_client_that_never_reads_a_100mb_result(gate):
             time.sleep(0.1)
         grown_mb = (peak - baseline) / 1024
         print(f"never-reading client: uuidgate RSS {baseline} kB at start, peak {peak} kB (+{grown_mb:.1f} MB)")
+        record_property("figure", f"uuidgate RSS +{grown_mb:.1f} MB (bound 64 MB) while a client"
+                                  f" leaves a 100 MB result unread")
         assert grown_mb < 64, f"RSS grew by {grown_mb:.1f} MB"
         assert_serving(gate)
     finally:

@@ -157,7 +157,7 @@ async def run_clients(port, clients, seconds, on_everyone=None):
     return run, time.monotonic() - t0 - seconds
 
 
-def test_500_concurrent_clients_mixed_workload(load_pg, load_gate):
+def test_500_concurrent_clients_mixed_workload(load_pg, load_gate, record_property):
     rss_idle, fds_idle = idle_figures(load_gate, "idle")
     peak = {"rss": rss_idle, "fds": fds_idle}
     stop = threading.Event()
@@ -181,10 +181,14 @@ def test_500_concurrent_clients_mixed_workload(load_pg, load_gate):
     print(f"{CLIENTS} clients connected in about {connect_seconds:.1f}s ({at_once.get('fds')} fds with all"
           f" connected); during the run: peak RSS {peak['rss']} kB, peak {peak['fds']} fds")
     print(f"latency: {percentiles(run.latencies)}")
+    record_property("figure", f"{CLIENTS} clients, {RUN_SECONDS} s: latency {percentiles(run.latencies)};"
+                              f" RSS idle {rss_idle} kB, peak {peak['rss']} kB; fds idle {fds_idle},"
+                              f" all connected {at_once.get('fds')}")
     assert not run.errors, f"{len(run.errors)} errors, first: {run.errors[:5]}"
     assert run.connected == CLIENTS
     assert at_once["fds"] >= fds_idle + 2 * CLIENTS, "the clients were not all connected at once"
     rss_after, fds_after = settle(load_gate, fds_idle, rss_idle)
+    record_property("figure", f"after the clients left: RSS {rss_after} kB, {fds_after} fds")
     assert fds_after <= fds_idle + 2
     assert rss_after - rss_idle < 64 * 1024, f"RSS stayed {rss_after - rss_idle} kB above idle"
     total = int(load_pg.sql("SELECT sum(balance) FROM public.load_accounts"))
@@ -233,7 +237,7 @@ def fast_writer(conninfo, n, result):
         result.append(e)
 
 
-def test_slow_readers_and_fast_writers(load_pg, load_gate):
+def test_slow_readers_and_fast_writers(load_pg, load_gate, record_property):
     rss_idle, fds_idle = idle_figures(load_gate, "idle")
     readers, writers = [], []
     threads = [threading.Thread(target=slow_reader, args=(load_gate.port, 5000, readers)) for _ in range(20)]
@@ -250,6 +254,8 @@ def test_slow_readers_and_fast_writers(load_pg, load_gate):
     errors = [r for r in readers + writers if isinstance(r, Exception)]
     print(f"20 slow readers (5 MB each) and 10 COPY writers (4 MB each) in {elapsed:.1f}s;"
           f" uuidgate RSS idle {rss_idle} kB, peak {peak} kB")
+    record_property("figure", f"20 slow readers x 5 MB and 10 COPY writers x 4 MB in {elapsed:.1f} s;"
+                              f" RSS idle {rss_idle} kB, peak {peak} kB")
     assert not errors, errors[:5]
     assert len(readers) == 20 and len(writers) == 10
     assert (peak - rss_idle) < 64 * 1024, f"RSS grew by {(peak - rss_idle) // 1024} MB"
@@ -260,7 +266,7 @@ def test_slow_readers_and_fast_writers(load_pg, load_gate):
 # ---- connect storm ------------------------------------------------------------------
 
 
-def test_connect_storm_pgbench(load_pg, load_gate):
+def test_connect_storm_pgbench(load_pg, load_gate, record_property):
     env = dict(os.environ, PGHOST="127.0.0.1", PGUSER="postgres")
     pgbench = os.path.join(load_pg.bindir, "pgbench")
     subprocess.run([pgbench, "-i", "-s", "1", "-q", "-p", str(load_pg.port), "postgres"], env=env,
@@ -271,6 +277,7 @@ def test_connect_storm_pgbench(load_pg, load_gate):
     summary = [line for line in r.stdout.splitlines()
                if any(k in line for k in ("processed", "failed", "latency", "tps", "connection time"))]
     print("pgbench -C through uuidgate:\n  " + "\n  ".join(summary))
+    record_property("figure", "pgbench -C -c 16 -T 5 -S: " + "; ".join(line.strip() for line in summary))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "number of failed transactions: 0" in r.stdout or "failed" not in r.stdout
     rss_after, _ = settle(load_gate, fds_idle, rss_idle)
