@@ -54,7 +54,7 @@ class App(threading.Thread):
                 if "aborted" in line or "ERROR" in line or "error" in line.lower():
                     self.errors.append(line)
 
-    def latencies(self, t0, t1):
+    def latencies(self, t0, t1, with_end=False):
         """Latencies in ms of transactions that ran within [t0, t1]."""
         out = []
         for path in glob.glob(os.path.join(self.logdir, "chunk*")):
@@ -66,13 +66,41 @@ class App(threading.Thread):
                     end = int(parts[4]) + int(parts[5]) / 1e6
                     lat_ms = int(parts[2]) / 1000.0
                     if end >= t0 and end - lat_ms / 1000.0 <= t1:
-                        out.append(lat_ms)
+                        out.append((lat_ms, end) if with_end else lat_ms)
         return sorted(out)
 
 
 def psql(pg, db, *args):
     subprocess.run([os.path.join(pg.bindir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
                     "-d", pg.conninfo(dbname=db), *args], check=True, capture_output=True, text=True)
+
+
+def stats(lat):
+    if not lat:
+        return float("nan"), float("nan")
+    return lat[-1], lat[min(len(lat) - 1, int(len(lat) * 0.999))]
+
+
+def explain_stalls(app, t0, t1, logfile, n=3):
+    """The worst transactions and what the migration was doing just before."""
+    events = []
+    if logfile and os.path.exists(logfile):
+        import datetime
+        with open(logfile) as f:
+            for line in f:
+                try:
+                    ts = datetime.datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f")
+                except ValueError:
+                    continue
+                ts = ts.replace(tzinfo=datetime.timezone.utc).timestamp()
+                events.append((ts, line[25:].strip()))
+    out = []
+    for lat, end in sorted(app.latencies(t0, t1, with_end=True), reverse=True)[:n]:
+        start = end - lat / 1000.0
+        before = [e for e in events if e[0] <= start + 0.001 and "progress:" not in e[1]]
+        what = before[-1][1] if before else "?"
+        out.append(f"    {lat:8.1f} ms at +{start - t0:6.1f}s; migration: {what[:110]}")
+    return out
 
 
 def run_method(pg, args, name, migrate):
@@ -83,33 +111,42 @@ def run_method(pg, args, name, migrate):
     logdir = tempfile.mkdtemp(prefix=f"bench-{name}-")
     app = App(pg, db, args, logdir)
     app.start()
-    time.sleep(CHUNK_S + 1)  # the application is warm and steady before
+    time.sleep(1)
+    b0 = time.time()
+    time.sleep(args.baseline)  # the application alone: the machine's noise floor
     t0 = time.time()
-    migrate(db)
+    logfile = migrate(db)
     t1 = time.time()
     time.sleep(1)
     app.stop.set()
     app.join()
     lat = app.latencies(t0, t1)
+    base_max, base_p999 = stats(app.latencies(b0, t0))
+    mx, p999 = stats(lat)
+    stalls = explain_stalls(app, t0, t1, logfile)
     errors = [e for e in app.errors]
     shutil.rmtree(logdir, ignore_errors=True)
-    p999 = lat[min(len(lat) - 1, int(len(lat) * 0.999))] if lat else float("nan")
-    return {"name": name, "db": db, "wall": t1 - t0, "max": lat[-1] if lat else float("nan"),
-            "p999": p999, "txns": len(lat), "errors": len(errors), "error_lines": errors[:5]}
+    return {"name": name, "db": db, "wall": t1 - t0, "max": mx, "p999": p999, "txns": len(lat),
+            "errors": len(errors), "error_lines": errors[:5], "base_max": base_max,
+            "base_p999": base_p999, "stalls": stalls}
 
 
 def reference(pg):
     def go(db):
         psql(pg, db, "-f", os.path.join(ROOT, "tests", "fixtures", "phoenixkit_v40.sql"))
+        return None
     return go
 
 
-def uuidgate(pg, extra):
+def uuidgate(pg, extra, logfile):
     def go(db):
-        r = subprocess.run(MIGRATE + ["up", "--upstream", pg.conninfo(dbname=db), "--quiet"] + extra,
-                           capture_output=True, text=True)
+        with open(logfile, "w") as log:
+            r = subprocess.run(MIGRATE + ["up", "--upstream", pg.conninfo(dbname=db)] + extra,
+                               stdout=subprocess.DEVNULL, stderr=log)
         if r.returncode != 0:
-            raise SystemExit(f"uuidgate migrate up failed ({r.returncode}):\n{r.stderr}")
+            with open(logfile) as log:
+                raise SystemExit(f"uuidgate migrate up failed ({r.returncode}):\n{log.read()[-3000:]}")
+        return logfile
     return go
 
 
@@ -128,6 +165,8 @@ def main():
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--rate", type=int, default=200, help="application transactions per second")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--baseline", type=float, default=5, help="seconds of application alone first")
+    ap.add_argument("--log", default="/tmp/uuidgate-migrate-bench.log", help="uuidgate's log")
     args = ap.parse_args()
 
     pg = PgServer(settings={"max_wal_size": "'4GB'", "checkpoint_timeout": "'15min'"}).init().start()
@@ -140,14 +179,19 @@ def main():
         print(f"  {rows} rows; app: pgbench -M prepared, {args.clients} clients, {args.rate} tps", flush=True)
 
         results = [run_method(pg, args, "reference", reference(pg)),
-                   run_method(pg, args, "uuidgate", uuidgate(pg, ["--workers", str(args.workers)]))]
+                   run_method(pg, args, "uuidgate",
+                              uuidgate(pg, ["--workers", str(args.workers)], args.log))]
         print()
-        print(f"{'method':<12} {'wall s':>8} {'max ms':>9} {'p99.9 ms':>9} {'txns':>7} {'errors':>7}")
+        print(f"{'method':<12} {'wall s':>8} {'max ms':>9} {'p99.9 ms':>9} {'txns':>7} {'errors':>7}"
+              f"   (app alone before: max, p99.9 ms)")
         for r in results:
             print(f"{r['name']:<12} {r['wall']:>8.1f} {r['max']:>9.1f} {r['p999']:>9.1f} "
-                  f"{r['txns']:>7} {r['errors']:>7}")
+                  f"{r['txns']:>7} {r['errors']:>7}   ({r['base_max']:.1f}, {r['base_p999']:.1f})")
             for e in r["error_lines"]:
                 print(f"    {e}")
+        print("uuidgate's slowest application transactions:")
+        for line in results[1]["stalls"]:
+            print(line)
         ref, ug = results
         print(f"\nratios uuidgate/reference: wall {ug['wall'] / ref['wall']:.2f}x, "
               f"longest stall {ug['max'] / ref['max']:.3f}x, p99.9 {ug['p999'] / ref['p999']:.3f}x")

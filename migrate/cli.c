@@ -31,6 +31,8 @@ static void cli_usage(FILE *out)
 		"  --batch-pause MS           sleep between batches (default 0)\n"
 		"  --statement-timeout MS     bound on one batch (default 10000)\n"
 		"  --max-replication-lag MS   pause batches above this replica lag, 0 off (default 10000)\n"
+		"  --max-replication-lag-bytes SIZE  ... or this much WAL not replayed by a replica\n"
+		"                             or held by an active slot, 0 off (default 1GB)\n"
 		"  --skip-retries N           passes over rows the application held (default 5)\n"
 		"  --lock-retries N           attempts per locked step, 0 unlimited (default 0)\n"
 		"  --progress-interval MS     progress lines on stderr (default 3000)\n"
@@ -79,6 +81,26 @@ static int *cli_int_option(struct migrate_options *o, const char *name)
 	return NULL;
 }
 
+/* Sizes: a byte count with an optional kB, MB or GB suffix (1024-based). */
+static bool cli_bytes(const char *v, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (errno || end == v || n < 0)
+		return false;
+	static const struct { const char *unit; int shift; } units[] = {
+		{ "", 0 }, { "kB", 10 }, { "MB", 20 }, { "GB", 30 },
+	};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit) == 0) {
+			*out = (int64_t)n << units[i].shift;
+			return true;
+		}
+	}
+	return false;
+}
+
 static bool cli_flag(struct migrate_options *o, const char *name)
 {
 	if (strcmp(name, "--repair") == 0)
@@ -117,6 +139,11 @@ static bool cli_parse(int argc, char **argv, struct migrate_options *o, enum mig
 			o->conninfo = argv[++i];
 		} else if (strcmp(arg, "--prefix") == 0) {
 			o->prefix = argv[++i];
+		} else if (strcmp(arg, "--max-replication-lag-bytes") == 0) {
+			if (!cli_bytes(argv[++i], &o->max_replication_lag_bytes)) {
+				fprintf(stderr, "uuidgate migrate: %s: not a size: %s\n", arg, argv[i]);
+				return false;
+			}
 		} else if ((num = cli_int_option(o, arg)) != NULL) {
 			if (!cli_int(argv[++i], num)) {
 				fprintf(stderr, "uuidgate migrate: %s: not a number: %s\n", arg, argv[i]);

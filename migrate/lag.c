@@ -12,15 +12,17 @@ static const char lag_sql[] =
 	"SELECT coalesce((SELECT max(extract(epoch FROM replay_lag) * 1000)::int8"
 	"   FROM pg_stat_replication), 0),"
 	" (SELECT count(*) FILTER (WHERE replay_lsn IS NULL) FROM pg_stat_replication),"
-	" coalesce((SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(),"
+	" greatest(coalesce((SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(),"
 	"   coalesce(confirmed_flush_lsn, restart_lsn)))::int8"
-	"   FROM pg_replication_slots WHERE active), 0)";
+	"   FROM pg_replication_slots WHERE active), 0),"
+	"  coalesce((SELECT max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn))::int8"
+	"   FROM pg_stat_replication), 0))";
 
 bool lag_should_pause(struct runner *r, PGconn *conn, struct lag_watch *w)
 {
 	const struct migrate_options *o = r->opt;
 	struct mg_error err;
-	if (o->max_replication_lag_ms <= 0 && o->max_slot_lag_bytes <= 0)
+	if (o->max_replication_lag_ms <= 0 && o->max_replication_lag_bytes <= 0)
 		return false;
 	int64_t now = mtime_now_ms();
 	if (now - w->last_check_ms < 1000)
@@ -45,10 +47,10 @@ bool lag_should_pause(struct runner *r, PGconn *conn, struct lag_watch *w)
 		w->warned = true;
 	}
 	bool pause = (o->max_replication_lag_ms > 0 && replay_ms > o->max_replication_lag_ms) ||
-		     (o->max_slot_lag_bytes > 0 && slot_bytes > o->max_slot_lag_bytes);
+		     (o->max_replication_lag_bytes > 0 && slot_bytes > o->max_replication_lag_bytes);
 	if (pause != w->paused)
-		mlog_info(o, pause ? "pausing batches: replica replay lag %lld ms, slot lag %lld bytes"
-				   : "resuming batches: replica replay lag %lld ms, slot lag %lld bytes",
+		mlog_info(o, pause ? "pausing batches: replica replay lag %lld ms, %lld bytes of WAL behind"
+				   : "resuming batches: replica replay lag %lld ms, %lld bytes of WAL behind",
 			  (long long)replay_ms, (long long)slot_bytes);
 	w->paused = pause;
 	progress_replication_paused(r->prog, pause);

@@ -1,5 +1,6 @@
 /* Replication lag: batches pause while a streaming replica replays too far
- * behind or an active replication slot holds too much WAL. */
+ * behind (in time, or in WAL not yet replayed) or an active replication slot
+ * holds too much WAL. */
 #ifndef UUIDGATE_LAG_H
 #define UUIDGATE_LAG_H
 

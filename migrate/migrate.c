@@ -22,7 +22,7 @@ void migrate_options_init(struct migrate_options *opt)
 	opt->batch_pause_ms = 0;
 	opt->workers = 1;
 	opt->max_replication_lag_ms = 10000;
-	opt->max_slot_lag_bytes = (int64_t)1 << 30;
+	opt->max_replication_lag_bytes = (int64_t)1 << 30;
 	opt->statement_timeout_ms = 10000;
 	opt->skip_retries = 5;
 	opt->lock_retry_limit = 0;

@@ -41,7 +41,7 @@ struct migrate_options {
 	int batch_pause_ms;           /* sleep between batches (per worker) */
 	int workers;                  /* parallel backfill connections */
 	int max_replication_lag_ms;   /* pause batches above this replica lag; 0: don't watch */
-	int64_t max_slot_lag_bytes;   /* pause batches while an active slot lags more; 0: don't watch */
+	int64_t max_replication_lag_bytes; /* pause while a replica or active slot is more WAL behind; 0: off */
 	int statement_timeout_ms;     /* bound on one backfill batch */
 	int skip_retries;             /* passes over rows skipped because the app held them */
 	int lock_retry_limit;         /* attempts per locked step; 0: retry until stopped */
@@ -54,7 +54,7 @@ struct migrate_options {
 };
 
 /* Defaults: conninfo NULL, prefix "public", lock_timeout_ms 50, batch_time_ms 50,
- * batch_pause_ms 0, workers 1, max_replication_lag_ms 10000, max_slot_lag_bytes 1 GiB,
+ * batch_pause_ms 0, workers 1, max_replication_lag_ms 10000, max_replication_lag_bytes 1 GiB,
  * statement_timeout_ms 10000, skip_retries 5, lock_retry_limit 0,
  * progress_interval_ms 3000, repair/json/quiet false, log NULL. */
 void migrate_options_init(struct migrate_options *opt);

@@ -171,3 +171,19 @@ def assert_no_runner_left(conninfo):
         if time.monotonic() > deadline:
             raise AssertionError(f"left behind: sessions {busy}, advisory locks {locks}")
         time.sleep(0.1)
+
+
+def start_standby(primary):
+    """A streaming replica of primary (pg_basebackup -R), reporting replay
+    every second."""
+    from harness import PgServer, give_to_postgres
+    standby = PgServer()
+    os.makedirs(standby.sockdir, exist_ok=True)
+    give_to_postgres(standby.base)
+    give_to_postgres(standby.sockdir)
+    standby._run([os.path.join(standby.bindir, "pg_basebackup"), "-D", standby.datadir, "-R",
+                  "-X", "stream", "-d", primary.conninfo()])
+    with open(os.path.join(standby.datadir, "postgresql.auto.conf"), "a") as f:
+        f.write(f"port = {standby.port}\nunix_socket_directories = '{standby.sockdir}'\n"
+                "wal_receiver_status_interval = '1s'\nhot_standby = on\n")
+    return standby.start()

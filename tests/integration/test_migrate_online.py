@@ -235,3 +235,22 @@ def test_old_transaction_delays_index_build(pg, tmp_path):
         old.close()
     assert p.wait(timeout=60) == 0, read_log(p)
     assert_end_state(db)
+
+
+def test_batches_wait_for_a_lagging_replica(pg, tmp_path):
+    from migrate_helpers import start_standby
+    db = v39_db(pg, "mig_replica", scale=2)
+    standby = start_standby(pg)
+    try:
+        standby.sql("SELECT pg_wal_replay_pause()")
+        p = start_migrate(db, "up", "--max-replication-lag-bytes", "256kB", "--progress-interval", "300",
+                          logfile=str(tmp_path / "rep.log"))
+        wait_for_log(p, "pausing batches")
+        time.sleep(1)
+        assert p.poll() is None  # still waiting for the replica
+        standby.sql("SELECT pg_wal_replay_resume()")
+        assert p.wait(timeout=120) == 0, read_log(p)
+        assert "resuming batches" in read_log(p)
+        assert_end_state(db)
+    finally:
+        standby.destroy()
