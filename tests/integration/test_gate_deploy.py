@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 
 import pytest
 import yaml
@@ -27,14 +28,15 @@ class NotifySocket:
         self.path = os.path.join(directory, "notify.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
-        self.sock.settimeout(0.2)
+        self.sock.setblocking(False)
         self.messages = []
 
     def drain(self):
+        """Everything queued now (uuidgate keeps sending while it migrates)."""
         while True:
             try:
                 self.messages.append(self.sock.recv(65536).decode())
-            except (socket.timeout, BlockingIOError):
+            except BlockingIOError:
                 return self.messages
 
     def seen(self, prefix):
@@ -42,6 +44,15 @@ class NotifySocket:
 
     def close(self):
         self.sock.close()
+
+
+def wait_for(pred, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_systemd_ready_only_when_the_gate_opens(pg, uuidgate_factory, tmp_path):
@@ -57,16 +68,11 @@ def test_systemd_ready_only_when_the_gate_opens(pg, uuidgate_factory, tmp_path):
             assert extends, notify.messages
             assert any("STATUS=phoenix_kit V40 migration in progress" in m for m in extends)
         wait_open(gate)
-        ready = []
-        for _ in range(50):
-            ready = notify.seen("READY=1")
-            if ready:
-                break
-        assert ready, notify.messages
-        assert notify.seen("WATCHDOG=1")
+        assert wait_for(lambda: notify.seen("READY=1")), notify.messages
+        assert wait_for(lambda: notify.seen("WATCHDOG=1")), notify.messages
         gate.signal(signal.SIGTERM)
         assert gate.wait(15) is not None
-        assert notify.seen("STOPPING=1")
+        assert notify.seen("STOPPING=1"), notify.messages
     finally:
         notify.close()
 
