@@ -164,3 +164,21 @@ def test_not_applicable_with_refuse_answers_57p03(pg, uuidgate_factory):
     # Other databases still pass.
     with psycopg.connect(gate.conninfo(dbname="postgres"), connect_timeout=10) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_held_client_that_gives_up_is_forgotten(pg, uuidgate_factory):
+    """A driver's own connect timeout closes the socket while held: uuidgate
+    must notice and never log it in to the server."""
+    import pgwire
+    db = v39_copy(pg, "gate_gives_up")
+    with TableLock(db):
+        gate = uuidgate_factory(gate_settings(), upstream=db)
+        wait_lock_wait(gate)
+        conn = pgwire.RawConn(port=gate.port)
+        conn.send(pgwire.startup_packet({"user": "postgres", "database": "gate_gives_up"}))
+        wait_held(gate)
+        conn.close()
+        wait_status(gate, lambda s: s["clients"]["held"] == 0 and s["clients"]["total"] == 0, 10,
+                    "the held client forgotten")
+    wait_open(gate)
+    assert status(gate)["clients"]["servers"] == 0
