@@ -248,8 +248,10 @@ bool engine_run_steps(struct runner *r, const struct table_state *t, struct step
 			return false;
 		}
 		if (!engine_step(r, t, l, &l->items[i], &written, err)) {
-			if (atomic_load(r->stop) && !err->set)
-				mg_error_set(err, "57014", true, "stopped");
+			/* A cancel we asked for is a stop, whatever the statement said. */
+			if (atomic_load(r->stop) && !mg_error_is(err, "08006"))
+				mg_error_set(err, "57014", true, "stopped (%s, during: %s); the next run"
+					     " resumes from here", t->name, l->items[i].what);
 			return false;
 		}
 	}

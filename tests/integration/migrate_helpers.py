@@ -182,7 +182,7 @@ def start_standby(primary):
     give_to_postgres(standby.base)
     give_to_postgres(standby.sockdir)
     standby._run([os.path.join(standby.bindir, "pg_basebackup"), "-D", standby.datadir, "-R",
-                  "-X", "stream", "-d", primary.conninfo()])
+                  "-X", "stream", "-c", "fast", "-d", primary.conninfo()])
     with open(os.path.join(standby.datadir, "postgresql.auto.conf"), "a") as f:
         f.write(f"port = {standby.port}\nunix_socket_directories = '{standby.sockdir}'\n"
                 "wal_receiver_status_interval = '1s'\nhot_standby = on\n")

@@ -243,7 +243,7 @@ def test_batches_wait_for_a_lagging_replica(pg, tmp_path):
     standby = start_standby(pg)
     try:
         standby.sql("SELECT pg_wal_replay_pause()")
-        p = start_migrate(db, "up", "--max-replication-lag-bytes", "256kB", "--progress-interval", "300",
+        p = start_migrate(db, "up", "--max-replication-lag-bytes", "1MB", "--progress-interval", "300",
                           logfile=str(tmp_path / "rep.log"))
         wait_for_log(p, "pausing batches")
         time.sleep(1)
@@ -254,3 +254,44 @@ def test_batches_wait_for_a_lagging_replica(pg, tmp_path):
         assert_end_state(db)
     finally:
         standby.destroy()
+
+
+def test_losing_the_lock_connection_stops_every_worker(pg, tmp_path):
+    db = v39_db(pg, "mig_lost", scale=2)
+    p = start_migrate(db, "up", *SLOW, "--workers", "2", logfile=str(tmp_path / "lost.log"))
+    wait_for_log(p, "phoenix_kit_email_logs: backfilling")
+    holder = query(db, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")[0][0]
+    query(db, "SELECT pg_terminate_backend(%s)", [holder])
+    assert p.wait(timeout=30) == 1
+    log = read_log(p)
+    assert "lost the connection holding the migration lock" in log
+    assert_no_runner_left(db)
+    r = run_migrate(db, "up")
+    assert r.returncode == 0, r.stderr
+    assert_end_state(db)
+
+
+def test_new_leader_cancels_a_dead_runners_statement(pg, tmp_path):
+    db = v39_db(pg, "mig_leftover")
+    # What a killed runner's backend may still be running: one of its batches.
+    leftover = psycopg.connect(db, autocommit=True, application_name="uuidgate-migrate")
+    errors = []
+
+    def run_leftover():
+        try:
+            leftover.execute("WITH locked AS (SELECT pg_sleep(60)) SELECT 1 FROM locked")
+        except psycopg.Error as e:
+            errors.append(e)
+
+    t = threading.Thread(target=run_leftover)
+    t.start()
+    time.sleep(0.3)
+    try:
+        r = run_migrate(db, "up")
+        assert r.returncode == 0, r.stderr
+        assert "leftover session of a previous runner" in r.stderr
+        t.join(timeout=10)
+        assert errors and isinstance(errors[0], psycopg.errors.QueryCanceled)
+    finally:
+        leftover.close()
+    assert_end_state(db)
