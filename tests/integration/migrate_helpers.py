@@ -94,12 +94,12 @@ def scalar(conninfo, sql, params=None):
     return query(conninfo, sql, params)[0][0]
 
 
-def version_marker(conninfo):
-    return scalar(conninfo, "SELECT obj_description('public.phoenix_kit'::regclass, 'pg_class')")
+def version_marker(conninfo, schema="public"):
+    return scalar(conninfo, f"SELECT obj_description('{schema}.phoenix_kit'::regclass, 'pg_class')")
 
 
-def existing_tables(conninfo):
-    rows = query(conninfo, "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+def existing_tables(conninfo, schema="public"):
+    rows = query(conninfo, f"SELECT relname FROM pg_class WHERE relnamespace = '{schema}'::regnamespace"
                            " AND relkind = 'r' AND relname = ANY(%s)", [TABLES])
     return [t for t in TABLES if t in {r[0] for r in rows}]
 
@@ -115,48 +115,50 @@ def data_digest(conninfo, tables=None):
     return out
 
 
-def column_state(conninfo, table):
+def column_state(conninfo, table, schema="public"):
     rows = query(conninfo, """
         SELECT format_type(a.atttypid, a.atttypmod), a.attnotnull,
                pg_get_expr(d.adbin, d.adrelid), col_description(a.attrelid, a.attnum)
         FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE a.attrelid = %s::regclass AND a.attname = 'uuid' AND NOT a.attisdropped""",
-                 [f"public.{table}"])
+                 [f"{schema}.{table}"])
     return rows[0] if rows else None
 
 
-def uuid_indexes(conninfo, table):
+def uuid_indexes(conninfo, table, schema="public"):
     return query(conninfo, """
         SELECT c.relname, i.indisvalid, i.indisunique, pg_get_indexdef(i.indexrelid)
         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-        WHERE i.indrelid = %s::regclass AND a.attname = 'uuid'""", [f"public.{table}"])
+        WHERE i.indrelid = %s::regclass AND a.attname = 'uuid'""", [f"{schema}.{table}"])
 
 
-def assert_end_state(conninfo, v7_tables=None):
+def assert_end_state(conninfo, v7_tables=None, schema="public"):
     """V40's end state, checked from the catalog, for every existing table;
     values of tables in v7_tables (default all but email_templates) are v7."""
-    tables = existing_tables(conninfo)
+    tables = existing_tables(conninfo, schema)
+    assert tables
     if v7_tables is None:
         v7_tables = [t for t in tables if t != "phoenix_kit_email_templates"]
     for t in tables:
-        typ, notnull, default, _ = column_state(conninfo, t)
+        typ, notnull, default, _ = column_state(conninfo, t, schema)
         assert typ == "uuid" and notnull, (t, typ, notnull)
-        assert default in ("uuid_generate_v7()", "public.uuid_generate_v7()"), (t, default)
-        idx = uuid_indexes(conninfo, t)
+        assert default in ("uuid_generate_v7()", f"{schema}.uuid_generate_v7()"), (t, default)
+        idx = uuid_indexes(conninfo, t, schema)
         assert all(valid for _, valid, _, _ in idx), (t, idx)
         assert any(unique and valid and "(uuid)" in d for _, valid, unique, d in idx), (t, idx)
         n, distinct, nulls = query(conninfo, f"SELECT count(*), count(DISTINCT uuid),"
-                                             f" count(*) - count(uuid) FROM public.{t}")[0]
+                                             f" count(*) - count(uuid) FROM {schema}.{t}")[0]
         assert nulls == 0 and n == distinct, (t, n, distinct, nulls)
         if t in v7_tables:
-            bad = scalar(conninfo, f"SELECT count(*) FROM public.{t} WHERE substr(uuid::text, 15, 1) <> '7'"
+            bad = scalar(conninfo, f"SELECT count(*) FROM {schema}.{t} WHERE substr(uuid::text, 15, 1) <> '7'"
                                    f" OR substr(uuid::text, 20, 1) NOT IN ('8', '9', 'a', 'b')")
             assert bad == 0, (t, bad)
     leftovers = query(conninfo, "SELECT conname FROM pg_constraint WHERE conname LIKE '%uuidgate%'")
     assert leftovers == [], leftovers
-    assert scalar(conninfo, "SELECT count(*) FROM pg_proc WHERE proname = 'uuid_generate_v7'") == 1
-    assert version_marker(conninfo) == "40"
+    assert scalar(conninfo, "SELECT count(*) FROM pg_proc WHERE proname = 'uuid_generate_v7'"
+                            " AND pronamespace = %s::regnamespace", [schema]) == 1
+    assert version_marker(conninfo, schema) == "40"
 
 
 def assert_no_runner_left(conninfo):

@@ -227,3 +227,28 @@ def test_application_role_without_superuser(pg):
     assert r.returncode == 0, r.stderr
     assert_end_state(db)
     assert run_migrate(db, "down").returncode == 0
+
+
+def test_other_prefix_and_hostile_search_path(pg):
+    """PhoenixKit in schema kit; the application's search_path puts a schema
+    of look-alike functions first: the generated values are still v7."""
+    db = v39_db(pg, "mig_prefix")
+    query(db, "ALTER SCHEMA public RENAME TO kit")
+    query(db, "CREATE SCHEMA public")
+    query(db, "CREATE SCHEMA evil")
+    query(db, "CREATE FUNCTION evil.gen_random_uuid() RETURNS uuid LANGUAGE sql"
+              " AS $$SELECT '00000000-0000-4000-8000-000000000000'::uuid$$")
+    query(db, "CREATE FUNCTION evil.overlay(bytea, bytea, int, int) RETURNS bytea LANGUAGE sql"
+              " AS $$SELECT $1$$")
+    query(db, "ALTER DATABASE mig_prefix SET search_path = evil, kit, public")
+    r = run_migrate(db, "up", "--prefix", "kit")
+    assert r.returncode == 0, r.stderr
+    assert_end_state(db, schema="kit")
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("INSERT INTO phoenix_kit_ai_prompts (name, slug, content, inserted_at, updated_at)"
+                     " VALUES ('p', 'p-new', 'c', now(), now())")
+        u = conn.execute("SELECT uuid FROM kit.phoenix_kit_ai_prompts WHERE slug = 'p-new'").fetchone()[0]
+        assert str(u)[14] == "7" and str(u) != "00000000-0000-4000-8000-000000000000"
+        assert abs(uuid_ms(u) - time.time() * 1000) < 60000
+    assert run_migrate(db, "down", "--prefix", "kit").returncode == 0
+    assert version_marker(db, "kit") == "39"
