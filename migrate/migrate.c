@@ -40,6 +40,30 @@ static void migrate_reset(struct migrate_progress *p)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* Zero would mean "no timeout" to PostgreSQL: exactly what must not happen. */
+static bool migrate_valid_options(const struct migrate_options *o, struct mg_error *err)
+{
+	const char *bad = NULL;
+	if (!catalog_valid_prefix(o->prefix))
+		bad = "prefix: a plain lower-case schema name is expected";
+	else if (o->lock_timeout_ms < 1 || o->lock_timeout_ms > 60000)
+		bad = "lock timeout: 1 to 60000 ms";
+	else if (o->batch_time_ms < 1 || o->batch_time_ms > 60000)
+		bad = "batch time: 1 to 60000 ms";
+	else if (o->statement_timeout_ms < 100)
+		bad = "statement timeout: at least 100 ms";
+	else if (o->workers < 1 || o->workers > RUNNER_MAX_CONNS - 8)
+		bad = "workers: 1 to 56";
+	else if (o->batch_pause_ms < 0 || o->max_replication_lag_ms < 0 ||
+		 o->max_replication_lag_bytes < 0 || o->skip_retries < 0 || o->lock_retry_limit < 0)
+		bad = "negative value";
+	else if (o->progress_interval_ms < 100)
+		bad = "progress interval: at least 100 ms";
+	if (bad)
+		mg_error_set(err, "22023", false, "invalid option (%s)", bad);
+	return bad == NULL;
+}
+
 static bool migrate_dispatch(struct runner *r, enum migrate_action action,
 			     enum migrate_result *result, struct mg_error *err)
 {
@@ -139,9 +163,7 @@ int migrate_run(const struct migrate_options *opt, enum migrate_action action,
 	migrate_reset(p);
 	mg_error_clear(&err);
 	migrate_runner_init(&r, opt, p);
-	if (!catalog_valid_prefix(opt->prefix)) {
-		mg_error_set(&err, "42602", false, "invalid prefix \"%s\": a plain lower-case schema"
-			     " name is expected", opt->prefix ? opt->prefix : "");
+	if (!migrate_valid_options(opt, &err)) {
 		result = MIGRATE_RESULT_FAILED;
 	} else if (migrate_connect(&r, &err)) {
 		migrate_dispatch(&r, action, &result, &err);
@@ -151,7 +173,7 @@ int migrate_run(const struct migrate_options *opt, enum migrate_action action,
 	migrate_runner_free(&r);
 	if (p == &local)
 		migrate_progress_destroy(&local);
-	if (err.set && strcmp(err.sqlstate, "42602") == 0)
+	if (mg_error_is(&err, "22023"))
 		return MIGRATE_EXIT_USAGE;
 	return migrate_exit_code(result);
 }

@@ -59,7 +59,8 @@ def test_kill9_during_down_then_resume(pg, tmp_path):
     for i, (needle, extra) in enumerate([("phoenix_kit_ai_requests: drop the", 0),
                                          ("phoenix_kit_email_templates: restore", 0.002)]):
         p = start_migrate(db, "down", logfile=str(tmp_path / f"down{i}.log"))
-        wait_for_log(p, needle)
+        # The first kill may land late: then the second run has less to do.
+        wait_for_log(p, needle, may_finish=True)
         time.sleep(extra)
         p.send_signal(signal.SIGKILL)
         p.wait()
