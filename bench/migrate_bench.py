@@ -2,7 +2,7 @@
 """PhoenixKit's own V40 (one transaction) against `uuidgate migrate up`, on the
 same generated V39 data, each under the same pgbench application workload.
 
-    /usr/bin/python3 bench/migrate_bench.py [--scale 1000] [--clients 4] [--rate 200]
+    /usr/bin/python3 bench/migrate_bench.py [--scale 1000] [--clients 4] [--rate 200] [--workers 1,2]
 
 Prints, per method: migration wall time, the longest and 99.9th-percentile
 application transaction latency while it ran (pgbench per-transaction logs),
@@ -164,7 +164,7 @@ def main():
     ap.add_argument("--scale", type=int, default=1000)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--rate", type=int, default=200, help="application transactions per second")
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", default="1,2", help="uuidgate runs, one per worker count")
     ap.add_argument("--baseline", type=float, default=5, help="seconds of application alone first")
     ap.add_argument("--log", default="/tmp/uuidgate-migrate-bench.log", help="uuidgate's log")
     args = ap.parse_args()
@@ -178,9 +178,10 @@ def main():
         rows = pg.sql("SELECT sum(n_live_tup) FROM pg_stat_user_tables", dbname="bench_v39")
         print(f"  {rows} rows; app: pgbench -M prepared, {args.clients} clients, {args.rate} tps", flush=True)
 
-        results = [run_method(pg, args, "reference", reference(pg)),
-                   run_method(pg, args, "uuidgate",
-                              uuidgate(pg, ["--workers", str(args.workers)], args.log))]
+        results = [run_method(pg, args, "reference", reference(pg))]
+        for w in [int(x) for x in args.workers.split(",")]:
+            results.append(run_method(pg, args, f"uuidgate_w{w}",
+                                      uuidgate(pg, ["--workers", str(w)], f"{args.log}.w{w}")))
         print()
         print(f"{'method':<12} {'wall s':>8} {'max ms':>9} {'p99.9 ms':>9} {'txns':>7} {'errors':>7}"
               f"   (app alone before: max, p99.9 ms)")
@@ -189,16 +190,17 @@ def main():
                   f"{r['txns']:>7} {r['errors']:>7}   ({r['base_max']:.1f}, {r['base_p999']:.1f})")
             for e in r["error_lines"]:
                 print(f"    {e}")
-        print("uuidgate's slowest application transactions:")
-        for line in results[1]["stalls"]:
-            print(line)
-        ref, ug = results
-        print(f"\nratios uuidgate/reference: wall {ug['wall'] / ref['wall']:.2f}x, "
-              f"longest stall {ug['max'] / ref['max']:.3f}x, p99.9 {ug['p999'] / ref['p999']:.3f}x")
-        print(f"targets: longest stall <= 100 ms: {'met' if ug['max'] <= 100 else 'NOT met'}; "
-              f"wall <= 2x reference: {'met' if ug['wall'] <= 2 * ref['wall'] else 'NOT met'}")
+        ref = results[0]
+        for ug in results[1:]:
+            print(f"\n{ug['name']}: slowest application transactions:")
+            for line in ug["stalls"]:
+                print(line)
+            print(f"ratios {ug['name']}/reference: wall {ug['wall'] / ref['wall']:.2f}x, "
+                  f"longest stall {ug['max'] / ref['max']:.3f}x, p99.9 {ug['p999'] / ref['p999']:.3f}x")
+            print(f"targets: longest stall <= 100 ms: {'met' if ug['max'] <= 100 else 'NOT met'}; "
+                  f"wall <= 2x reference: {'met' if ug['wall'] <= 2 * ref['wall'] else 'NOT met'}")
         ref_us = function_cost_us(pg, ref["db"])
-        ug_us = function_cost_us(pg, ug["db"])
+        ug_us = function_cost_us(pg, results[1]["db"])
         print(f"uuid_generate_v7(): PhoenixKit PL/pgSQL {ref_us:.2f} us/call, uuidgate SQL "
               f"{ug_us:.2f} us/call ({ref_us / ug_us:.1f}x faster)")
     finally:

@@ -37,6 +37,7 @@ static void cli_usage(FILE *out)
 		"  --lock-retries N           attempts per locked step, 0 unlimited (default 0)\n"
 		"  --progress-interval MS     progress lines on stderr (default 3000)\n"
 		"  --quiet                    only warnings and errors\n"
+		"  --verbose                  also every statement the steps run\n"
 		"exit codes: 0 done, 1 failed, 2 usage, 3 not applicable\n");
 }
 
@@ -109,6 +110,8 @@ static bool cli_flag(struct migrate_options *o, const char *name)
 		o->json = true;
 	else if (strcmp(name, "--quiet") == 0)
 		o->quiet = true;
+	else if (strcmp(name, "--verbose") == 0)
+		o->verbose = true;
 	else
 		return false;
 	return true;

@@ -26,7 +26,8 @@ int64_t exec_backoff_ms(int attempt)
 	return mtime_jitter(d / 2, d);
 }
 
-void exec_blockers(struct runner *r, int pid, char *buf, size_t len)
+/* The sessions holding what pid waits for (pg_blocking_pids), one line. */
+static void exec_blockers(struct runner *r, int pid, char *buf, size_t len)
 {
 	char pidtxt[16];
 	struct mg_error err;

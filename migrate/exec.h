@@ -19,9 +19,6 @@ bool exec_locked(struct runner *r, const char *table, const char *what, const ch
 bool exec_waiting(struct runner *r, const char *table, const char *what, const char *sql,
 		  struct mg_error *err);
 
-/* The sessions holding what pid waits for (pg_blocking_pids), one line. */
-void exec_blockers(struct runner *r, int pid, char *buf, size_t len);
-
 /* Capped exponential backoff with jitter, in ms, for attempt 1, 2, ... */
 int64_t exec_backoff_ms(int attempt);
 

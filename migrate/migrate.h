@@ -49,6 +49,7 @@ struct migrate_options {
 	bool repair;                  /* at version >= 40: complete incomplete tables */
 	bool json;                    /* status/plan as JSON */
 	bool quiet;                   /* only warnings and errors on the log */
+	bool verbose;                 /* also every statement of the steps */
 	migrate_log_fn log;           /* NULL: lines on stderr */
 	void *log_ctx;
 };

@@ -20,7 +20,7 @@ void mlog(const struct migrate_options *opt, enum migrate_log_level level, const
 	char msg[2048];
 	va_list ap;
 
-	if (level == MIGRATE_LOG_DEBUG && (opt->quiet || !opt->log))
+	if (level == MIGRATE_LOG_DEBUG && (opt->quiet || !(opt->log || opt->verbose)))
 		return;
 	if (level == MIGRATE_LOG_INFO && opt->quiet)
 		return;
