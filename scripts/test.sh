@@ -31,7 +31,7 @@ meson test -C build --suite unit --print-errorlogs || rc=1
 
 echo "== integration tests"
 UUIDGATE_BUILD_DIR="$ROOT/build" /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider \
-  --timeout="$TEST_TIMEOUT" --junitxml=build/test-results/integration.xml "$@" || rc=1
+  --timeout="$TEST_TIMEOUT" -o junit_family=xunit1 --junitxml=build/test-results/integration.xml "$@" || rc=1
 
 if [ "${UUIDGATE_SKIP_ASAN:-0}" != 1 ]; then
   echo "== AddressSanitizer + UBSan build (build-asan)"
@@ -43,7 +43,7 @@ if [ "${UUIDGATE_SKIP_ASAN:-0}" != 1 ]; then
     cp build-asan/meson-logs/testlog.json build/test-results/unit-asan.json
     echo "== integration tests (ASan + UBSan, not slow)"
     UUIDGATE_BUILD_DIR="$ROOT/build-asan" /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider \
-      -m "not slow" --timeout="$TEST_TIMEOUT" --junitxml=build/test-results/integration-asan.xml "$@" || rc=1
+      -m "not slow" --timeout="$TEST_TIMEOUT" -o junit_family=xunit1 --junitxml=build/test-results/integration-asan.xml "$@" || rc=1
     results+=(build/test-results/unit-asan.json build/test-results/integration-asan.xml)
   else
     echo "build-asan: build failed" >&2
