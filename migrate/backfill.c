@@ -285,22 +285,27 @@ static bool backfill_retry_pass(struct backfill *b, PGconn *conn, struct backfil
 
 /* Who holds rows still NULL in [$1, $2): a row's xmax is the transaction
  * that locked it, pg_locks maps that to a backend. */
-static char *backfill_held_sql(PGconn *conn, const char *table_q, const char *pk)
+static char *backfill_held_sql(PGconn *conn, const struct table_state *t, const char *table_q,
+			       bool ranged)
 {
 	struct strb sql, col;
 	strb_init(&sql);
 	strb_init(&col);
-	strb_ident(&col, conn, pk);
-	const char *vals[] = { col.buf, table_q };
-	strb_subst(&sql,
-		"SELECT string_agg(format('%s held by %s', r.k, coalesce((SELECT format('pid %s"
-		" (application_name %L, state %s, transaction started %s)', a.pid, a.application_name,"
-		" a.state, a.xact_start) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-		" WHERE l.locktype = 'transactionid' AND l.granted AND l.transactionid::text = r.x::text"
-		" LIMIT 1), 'transaction ' || r.x)), '; ')"
-		" FROM (SELECT {1} AS k, xmax AS x FROM {2} WHERE {1} >= $1 AND {1} < $2"
-		" AND uuid IS NULL LIMIT 5) r",
-		vals, 2);
+	catalog_row_key(&col, conn, t);
+	const char *vals[] = { col.buf, table_q, ranged ? " AND {1} >= $1 AND {1} < $2" : "" };
+	static const char tmpl[] =
+		"SELECT string_agg(format('%s held by %s', r.k, coalesce((SELECT"
+		" format('pid %s (application_name %L, state %s, transaction started %s)', a.pid,"
+		" a.application_name, a.state, a.xact_start) FROM pg_locks l JOIN pg_stat_activity a"
+		" ON a.pid = l.pid WHERE l.locktype = 'transactionid' AND l.granted"
+		" AND l.transactionid::text = r.x::text LIMIT 1), 'transaction ' || r.x)), '; ')"
+		" FROM (SELECT {1} AS k, xmax AS x FROM {2} WHERE uuid IS NULL{3} LIMIT 5) r";
+	/* {3} brings {1} with it: substitute twice. */
+	struct strb once;
+	strb_init(&once);
+	strb_subst(&once, tmpl, vals, 3);
+	strb_subst(&sql, once.buf, vals, 2);
+	strb_free(&once);
 	strb_free(&col);
 	return strb_steal(&sql);
 }
@@ -309,7 +314,7 @@ static void backfill_report_held(struct backfill *b, PGconn *conn)
 {
 	struct mg_error err;
 	char lotxt[24], hitxt[24];
-	char *sql = backfill_held_sql(conn, b->table_q, b->t->pk);
+	char *sql = backfill_held_sql(conn, b->t, b->table_q, true);
 	for (int i = 0; i < b->nretry && i < 3; i++) {
 		snprintf(lotxt, sizeof(lotxt), "%lld", (long long)b->retry[i].lo);
 		snprintf(hitxt, sizeof(hitxt), "%lld", (long long)b->retry[i].hi);
@@ -498,6 +503,22 @@ static bool backfill_rest_timeouts(struct runner *r, bool on, struct mg_error *e
 	return res != NULL;
 }
 
+static void backfill_rest_report(struct runner *r, const struct table_state *t, int attempt)
+{
+	struct strb q;
+	struct mg_error err;
+	strb_init(&q);
+	strb_qualified(&q, r->conn, r->opt->prefix, t->name);
+	char *sql = backfill_held_sql(r->conn, t, q.buf, false);
+	mg_error_clear(&err);
+	PGresult *res = db_query(r->conn, sql, 0, NULL, &err);
+	mlog_warn(r->opt, "%s: %d attempts to fill rows the application holds: %s", t->name, attempt,
+		  res && !PQgetisnull(res, 0, 0) ? PQgetvalue(res, 0, 0) : "(released meanwhile)");
+	PQclear(res);
+	free(sql);
+	strb_free(&q);
+}
+
 static bool backfill_rest_loop(struct runner *r, const struct table_state *t, const char *sql,
 			       struct mg_error *err)
 {
@@ -522,8 +543,7 @@ static bool backfill_rest_loop(struct runner *r, const struct table_state *t, co
 			return false;
 		progress_lock_retry(r->prog);
 		if (attempt % 10 == 0)
-			mlog_warn(r->opt, "%s: %d attempts to fill rows the application holds", t->name,
-				  attempt);
+			backfill_rest_report(r, t, attempt);
 		if (!mtime_sleep(exec_backoff_ms(attempt++), r->stop)) {
 			mg_error_set(err, "57014", true, "stopped");
 			return false;

@@ -296,3 +296,23 @@ def test_new_leader_cancels_a_dead_runners_statement(pg, tmp_path):
     finally:
         leftover.close()
     assert_end_state(db)
+
+
+def test_rows_held_by_the_application_are_skipped_then_named(pg, tmp_path):
+    db = v39_db(pg, "mig_held", scale=2)
+    p = start_migrate(db, "up", *SLOW, "--skip-retries", "2", logfile=str(tmp_path / "held.log"))
+    wait_for_log(p, "phoenix_kit_users: backfilling")
+    holder = psycopg.connect(db, application_name="row-holder")
+    try:
+        holder.execute("SELECT id FROM phoenix_kit_users WHERE id = 399 FOR UPDATE")
+        log = wait_for_log(p, "rows still held by the application")
+        assert "399 held by pid" in log and "row-holder" in log
+        # The NOT NULL check needs the table to itself: it waits and names the holder.
+        log = wait_for_log(p, "blocked by: pid")
+        assert "row-holder" in log.split("blocked by: pid")[-1]
+        assert p.poll() is None
+    finally:
+        holder.rollback()
+        holder.close()
+    assert p.wait(timeout=60) == 0, read_log(p)
+    assert_end_state(db)
