@@ -7,6 +7,7 @@
 #include "mlog.h"
 #include "mtime.h"
 #include "progress.h"
+#include "strb.h"
 
 /* Statements of the coordination connection start with this comment, so a
  * new leader can tell waiters from a dead leader's leftovers. */
@@ -116,43 +117,61 @@ static const char coord_leftovers_sql[] =
 	" WHERE datname = current_database() AND application_name = 'uuidgate-migrate'"
 	" AND pid <> pg_backend_pid() AND pid <> $1::int AND state IS DISTINCT FROM 'idle'"
 	" AND query ~* '^\\s*(WITH locked|CREATE UNIQUE INDEX|ALTER TABLE|VACUUM|DROP INDEX"
-	"|COMMENT ON|VALIDATE|SELECT pg_catalog.set_config\\(''lock_timeout'')'";
+	"|COMMENT ON|VALIDATE|SELECT pg_catalog.set_config\\(''lock_timeout'')'"
+	" AND position($2 IN query) > 0";
+
+static void coord_stop_session(struct coord *c, const char *pid, const char *what, bool terminate)
+{
+	struct mg_error err;
+	const char *p[] = { pid };
+	mlog_warn(c->r->opt, "%s leftover session of a previous runner: pid %s running %s",
+		  terminate ? "terminating" : "cancelling", pid, what);
+	mg_error_clear(&err);
+	PQclear(db_query(c->conn, terminate ? COORD_MARK "SELECT pg_terminate_backend($1::int)"
+					    : COORD_MARK "SELECT pg_cancel_backend($1::int)",
+			 1, p, &err));
+	if (err.set)
+		mlog_warn(c->r->opt, "cannot stop pid %s: %s", pid, err.message);
+}
 
 static bool coord_clear_leftovers(struct coord *c, struct mg_error *err)
 {
 	struct runner *r = c->r;
 	char mypid[16];
 	snprintf(mypid, sizeof(mypid), "%d", PQbackendPID(r->conn));
-	const char *params[] = { mypid };
+	/* Runners of other prefixes in the same database are not ours to stop:
+	 * every statement of a runner names its tables as "prefix"."table". */
+	struct strb schema;
+	strb_init(&schema);
+	strb_ident(&schema, r->conn, r->opt->prefix);
+	strb_printf(&schema, ".");
+	const char *params[] = { mypid, schema.buf };
 	int64_t start = mtime_now_ms();
+	bool ok = false;
 	for (;;) {
-		PGresult *res = db_query(c->conn, coord_leftovers_sql, 1, params, err);
+		PGresult *res = db_query(c->conn, coord_leftovers_sql, 2, params, err);
 		if (!res)
-			return false;
+			break;
 		int n = PQntuples(res);
 		bool terminate = mtime_now_ms() - start > COORD_LEFTOVER_CANCEL_MS;
-		for (int i = 0; i < n; i++) {
-			const char *pid = PQgetvalue(res, i, 0);
-			mlog_warn(r->opt, "%s leftover session of a previous runner: pid %s running %s",
-				  terminate ? "terminating" : "cancelling", pid, PQgetvalue(res, i, 1));
-			const char *p[] = { pid };
-			PGresult *k = db_query(c->conn, terminate
-				? COORD_MARK "SELECT pg_terminate_backend($1::int)"
-				: COORD_MARK "SELECT pg_cancel_backend($1::int)", 1, p, err);
-			PQclear(k);
-		}
+		for (int i = 0; i < n; i++)
+			coord_stop_session(c, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), terminate);
 		PQclear(res);
-		if (n == 0)
-			return true;
+		if (n == 0) {
+			ok = true;
+			break;
+		}
 		if (mtime_now_ms() - start > COORD_LEFTOVER_GIVEUP_MS) {
 			mg_error_set(err, "55006", true, "sessions of a previous runner do not stop");
-			return false;
+			break;
 		}
 		if (!mtime_sleep(200, r->stop)) {
 			mg_error_set(err, "57014", true, "stopped");
-			return false;
+			break;
 		}
 	}
+	strb_free(&schema);
+	return ok;
 }
 
 static void *coord_watch(void *arg)

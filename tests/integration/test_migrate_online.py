@@ -274,27 +274,38 @@ def test_losing_the_lock_connection_stops_every_worker(pg, tmp_path):
 
 def test_new_leader_cancels_a_dead_runners_statement(pg, tmp_path):
     db = v39_db(pg, "mig_leftover")
-    # What a killed runner's backend may still be running: one of its batches.
-    leftover = psycopg.connect(db, autocommit=True, application_name="uuidgate-migrate")
-    errors = []
+    query(db, "CREATE SCHEMA other")
+    query(db, "CREATE TABLE other.t (id int)")
+    query(db, "INSERT INTO other.t VALUES (1)")
+    # What a killed runner's backend may still be running: one of its batches;
+    # and a runner of another prefix, which is none of this runner's business.
+    sessions = {name: psycopg.connect(db, autocommit=True, application_name="uuidgate-migrate")
+                for name in ("public", "other")}
+    outcome = {}
 
-    def run_leftover():
+    def run(name, table, secs):
         try:
-            leftover.execute("WITH locked AS (SELECT pg_sleep(60)) SELECT 1 FROM locked")
+            sessions[name].execute(f'WITH locked AS (SELECT pg_sleep({secs}) FROM "{name}"."{table}"'
+                                   f' LIMIT 1) SELECT 1 FROM locked')
+            outcome[name] = "finished"
         except psycopg.Error as e:
-            errors.append(e)
+            outcome[name] = type(e).__name__
 
-    t = threading.Thread(target=run_leftover)
-    t.start()
+    threads = [threading.Thread(target=run, args=("public", "phoenix_kit_users", 60)),
+               threading.Thread(target=run, args=("other", "t", 4))]
+    for t in threads:
+        t.start()
     time.sleep(0.3)
     try:
         r = run_migrate(db, "up")
         assert r.returncode == 0, r.stderr
         assert "leftover session of a previous runner" in r.stderr
-        t.join(timeout=10)
-        assert errors and isinstance(errors[0], psycopg.errors.QueryCanceled)
+        for t in threads:
+            t.join(timeout=15)
+        assert outcome == {"public": "QueryCanceled", "other": "finished"}
     finally:
-        leftover.close()
+        for conn in sessions.values():
+            conn.close()
     assert_end_state(db)
 
 
