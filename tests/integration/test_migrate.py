@@ -4,16 +4,14 @@ application working while it runs."""
 
 import json
 import os
-import signal
-import threading
 import time
 
 import psycopg
 import pytest
 
 from migrate_helpers import (assert_end_state, assert_no_runner_left, column_state, data_digest,
-                             fresh_db, query, read_log, run_migrate, scalar, start_migrate,
-                             uuid_indexes, v39, v39_db, version_marker, wait_for_log)
+                             fresh_db, query, run_migrate, scalar, uuid_indexes, v39, v39_db,
+                             version_marker)
 
 TEMPLATES = "phoenix_kit_email_templates"
 
@@ -252,3 +250,23 @@ def test_other_prefix_and_hostile_search_path(pg):
         assert abs(uuid_ms(u) - time.time() * 1000) < 60000
     assert run_migrate(db, "down", "--prefix", "kit").returncode == 0
     assert version_marker(db, "kit") == "39"
+
+
+def test_existing_function_must_return_v7(pg):
+    db = v39_db(pg, "mig_fn")
+    query(db, "CREATE FUNCTION public.uuid_generate_v7() RETURNS uuid LANGUAGE sql"
+              " AS $$SELECT gen_random_uuid()$$")
+    r = run_migrate(db, "up")
+    assert r.returncode == 1 and "not a UUIDv7" in r.stderr
+    assert column_state(db, "phoenix_kit_users") is None
+    # PhoenixKit's own (PL/pgSQL, pgcrypto called unqualified) is accepted and kept.
+    query(db, "DROP FUNCTION public.uuid_generate_v7()")
+    with open(os.path.join(v39.HERE, "phoenixkit_v40.sql")) as f:
+        ref = f.read()
+    start = ref.index("CREATE OR REPLACE FUNCTION")
+    end = ref.index("LANGUAGE plpgsql VOLATILE;") + len("LANGUAGE plpgsql VOLATILE;")
+    query(db, "CREATE EXTENSION IF NOT EXISTS pgcrypto")
+    query(db, ref[start:end])
+    r = run_migrate(db, "up")
+    assert r.returncode == 0 and "keeping the existing public.uuid_generate_v7() (plpgsql)" in r.stderr
+    assert_end_state(db)
