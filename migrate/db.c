@@ -85,20 +85,25 @@ PGconn *db_connect(const struct migrate_options *opt, struct mg_error *err)
 	}
 	/* Server-side keepalives and (14+) client checks: a runner that
 	 * vanishes without closing its sockets must not keep its advisory lock
-	 * or a long statement alive for the kernel's default two hours. */
-	const char *check_interval = PQserverVersion(conn) >= 140000 ? "2s" : "";
-	const char *params[] = { check_interval };
-	PGresult *res = db_query(conn,
-		"SELECT pg_catalog.set_config('search_path', 'pg_catalog', false),"
-		" pg_catalog.set_config('lock_timeout', '0', false),"
-		" pg_catalog.set_config('statement_timeout', '0', false),"
-		" pg_catalog.set_config('idle_in_transaction_session_timeout', '60s', false),"
-		" pg_catalog.set_config('tcp_keepalives_idle', '5', false),"
-		" pg_catalog.set_config('tcp_keepalives_interval', '2', false),"
-		" pg_catalog.set_config('tcp_keepalives_count', '3', false),"
-		" CASE WHEN $1 <> '' THEN"
-		"  pg_catalog.set_config('client_connection_check_interval', $1, false) END",
-		1, params, err);
+	 * or a long statement alive for the kernel's default two hours. Only
+	 * qualified function calls here: search_path is not pinned yet. */
+	bool check = PQserverVersion(conn) >= 140000;
+	PGresult *res = db_query(conn, check
+		? "SELECT pg_catalog.set_config('search_path', 'pg_catalog', false),"
+		  " pg_catalog.set_config('client_connection_check_interval', '2s', false)"
+		: "SELECT pg_catalog.set_config('search_path', 'pg_catalog', false)",
+		0, NULL, err);
+	bool pinned = res != NULL;
+	PQclear(res);
+	if (pinned)
+		res = db_query(conn,
+			"SELECT set_config('lock_timeout', '0', false),"
+			" set_config('statement_timeout', '0', false),"
+			" set_config('idle_in_transaction_session_timeout', '60s', false),"
+			" set_config('tcp_keepalives_idle', '5', false),"
+			" set_config('tcp_keepalives_interval', '2', false),"
+			" set_config('tcp_keepalives_count', '3', false)",
+			0, NULL, err);
 	if (!res) {
 		PQfinish(conn);
 		return NULL;
