@@ -18,6 +18,8 @@ import time
 import psycopg
 import pytest
 
+import pgwire
+
 from gate_helpers import gate_settings, http_get, status, wait_open
 from harness import PgServer, ROOT
 from migrate_helpers import assert_end_state, assert_no_runner_left, data_digest, fresh_db, scalar
@@ -274,3 +276,25 @@ def test_sigkill_at_random_points_of_the_migration(pg, uuidgate_factory, record_
     assert_serving(gate, dbname="faults_kill9")
     gate.stop()
     assert_no_runner_left(conninfo)
+
+
+def test_cancel_in_flight_when_the_proxy_stops(fault_pg, uuidgate_factory):
+    """A cancel request still on its way to a stalled server when uuidgate
+    exits: everything it holds is freed (the ASan pass checks for leaks; a
+    leak also makes the exit status non-zero)."""
+    link = FaultyLink(fault_pg.port)
+    try:
+        gate = uuidgate_factory(upstream=link.conninfo())
+        victim = pgwire.RawConn(port=gate.port)
+        victim.login()
+        pid, secret = victim.backend_key
+        link.pause()
+        with pgwire.RawConn(port=gate.port) as c:
+            c.send(pgwire.cancel_request(pid, secret))
+            assert c.is_closed(timeout=5)
+        gate.wait_for_log("event=cancel_forwarded")
+        time.sleep(0.3)
+        victim.close()
+        assert gate.stop() == 0, gate.log()[-3000:]
+    finally:
+        link.close()
