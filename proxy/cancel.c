@@ -14,13 +14,46 @@ struct cancel {
 	uint32_t server_pid;
 	uint8_t server_key[STARTUP_CANCEL_KEY_MAX];
 	size_t server_key_len;
+	struct server_connect *connecting;
 	struct stream *stream;
+	struct cancel *prev, *next;
 };
+
+/* Requests on their way to the server, so that an exit frees them too: the
+ * server closes a cancel connection only once it has read the request, and
+ * a stalled server never does. */
+static struct cancel *in_flight;
+
+static struct cancel *cancel_new(struct proxy *px)
+{
+	struct cancel *k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	k->px = px;
+	k->next = in_flight;
+	if (in_flight)
+		in_flight->prev = k;
+	in_flight = k;
+	return k;
+}
 
 static void cancel_free(struct cancel *k)
 {
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		in_flight = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	server_connect_abort(k->connecting);
 	stream_free(k->stream);
 	free(k);
+}
+
+void cancel_free_all(void)
+{
+	while (in_flight)
+		cancel_free(in_flight);
 }
 
 /* The server closes the connection once it has read the request. */
@@ -36,9 +69,10 @@ static void on_cancel_stream(struct stream *s, enum stream_event ev, void *arg)
 static void on_cancel_connected(struct stream *s, const char *error, void *arg)
 {
 	struct cancel *k = arg;
+	k->connecting = NULL;
 	if (!s) {
 		log_event(LOG_WARNING, "cancel_failed", 0, NULL, "msg", error, LOG_KV_END);
-		free(k);
+		cancel_free(k);
 		return;
 	}
 	k->stream = s;
@@ -55,33 +89,31 @@ static void on_cancel_connected(struct stream *s, const char *error, void *arg)
 void cancel_request(struct proxy *px, uint32_t pid, const uint8_t *key, size_t key_len,
 		    const char *from)
 {
-	struct cancel *k = calloc(1, sizeof(*k));
+	struct cancel *k = cancel_new(px);
 	if (!k)
 		return;
-	k->px = px;
 	if (!client_cancel_target(px, pid, key, key_len, &k->server_pid, k->server_key,
 				  &k->server_key_len)) {
 		log_event(LOG_INFO, "cancel_ignored", 0, from, "msg", "no session matches the cancel key",
 			  LOG_KV_END);
-		free(k);
+		cancel_free(k);
 		return;
 	}
 	log_event(LOG_DEBUG, "cancel_forwarded", 0, from, LOG_KV_END);
-	if (!server_connect_start(px, false, on_cancel_connected, k))
-		free(k);
+	if (!(k->connecting = server_connect_start(px, false, on_cancel_connected, k)))
+		cancel_free(k);
 }
 
 void cancel_server(struct proxy *px, uint32_t server_pid, const uint8_t *key, size_t key_len)
 {
-	struct cancel *k = calloc(1, sizeof(*k));
-	if (!k || key_len > sizeof(k->server_key)) {
-		free(k);
+	if (key_len > STARTUP_CANCEL_KEY_MAX)
 		return;
-	}
-	k->px = px;
+	struct cancel *k = cancel_new(px);
+	if (!k)
+		return;
 	k->server_pid = server_pid;
 	memcpy(k->server_key, key, key_len);
 	k->server_key_len = key_len;
-	if (!server_connect_start(px, false, on_cancel_connected, k))
-		free(k);
+	if (!(k->connecting = server_connect_start(px, false, on_cancel_connected, k)))
+		cancel_free(k);
 }

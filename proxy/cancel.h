@@ -16,4 +16,7 @@ void cancel_request(struct proxy *px, uint32_t pid, const uint8_t *key, size_t k
 /* Sends a CancelRequest with the server's own key on a new connection. */
 void cancel_server(struct proxy *px, uint32_t server_pid, const uint8_t *key, size_t key_len);
 
+/* Frees the requests still on their way (at exit). */
+void cancel_free_all(void);
+
 #endif

@@ -16,6 +16,7 @@
 
 #include "auth.h"
 #include "authfile.h"
+#include "cancel.h"
 #include "client.h"
 #include "gate.h"
 #include "http.h"
@@ -362,6 +363,7 @@ void proxy_free(struct proxy *px)
 	if (!px)
 		return;
 	client_free_all(px);
+	cancel_free_all();
 	listener_close_all(px);
 	http_free(px->http);
 	gate_free(px->gate);
