@@ -21,8 +21,6 @@ JUNIT=${FUZZ_JUNIT:-$BUILD/fuzz-junit.xml}
 if [ ! -f "$BUILD/build.ninja" ]; then
   CC=clang meson setup "$BUILD" -Dfuzz=true >/dev/null || { echo "fuzz: meson setup failed" >&2; exit 1; }
 fi
-ninja -C "$BUILD" >/dev/null || { echo "fuzz: build failed" >&2; exit 1; }
-
 if [ $# -gt 0 ]; then
   targets=("$@")
 else
@@ -31,6 +29,10 @@ else
     targets+=("$(basename "$src" .c)")
   done
 fi
+
+# Only the targets (and the code they cover), not the whole project.
+ninja -C "$BUILD" "${targets[@]/#/fuzz/}" >"$BUILD/build.log" 2>&1 ||
+  { tail -30 "$BUILD/build.log" >&2; echo "fuzz: build failed" >&2; exit 1; }
 
 mkdir -p "$BUILD/artifacts" "$BUILD/logs"
 results=()
