@@ -427,6 +427,11 @@ static bool backfill_ranges(struct backfill *b, struct mg_error *err)
 	for (; started < n; started++)
 		if (pthread_create(&threads[started], NULL, backfill_worker, b) != 0)
 			break;
+	if (started == 0) {
+		free(threads);
+		mg_error_set(err, "53000", true, "cannot start a backfill worker thread");
+		return false;
+	}
 	backfill_watch(b, threads, started);
 	free(threads);
 	if (b->err.set) {

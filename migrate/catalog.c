@@ -278,7 +278,10 @@ bool catalog_load(struct runner *r, struct catalog *cat, struct mg_error *err)
 	memset(cat, 0, sizeof(*cat));
 	for (int i = 0; i < CATALOG_TABLES; i++)
 		cat->tables[i].name = catalog_tables[i];
-	return catalog_load_info(r, cat, err) && catalog_load_tables(r, cat, -1, err);
+	if (catalog_load_info(r, cat, err) && catalog_load_tables(r, cat, -1, err))
+		return true;
+	catalog_free(cat);
+	return false;
 }
 
 bool catalog_reload_table(struct runner *r, struct catalog *cat, int idx, struct mg_error *err)
