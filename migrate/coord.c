@@ -83,6 +83,8 @@ static int coord_try(struct coord *c, struct mg_error *err)
 	return got;
 }
 
+#define COORD_WAIT_POLL_MS 150
+
 static bool coord_wait(struct coord *c, struct mg_error *err)
 {
 	struct runner *r = c->r;
@@ -101,7 +103,10 @@ static bool coord_wait(struct coord *c, struct mg_error *err)
 				  h.pid, h.app, h.host, h.since);
 			last_pid = h.pid;
 		}
-		if (!mtime_sleep(1000, r->stop)) {
+		/* Short polls: when the leader is done, every waiter re-verifies
+		 * the end state under the lock in turn, and replicas should open
+		 * their gates within moments of each other. */
+		if (!mtime_sleep(COORD_WAIT_POLL_MS, r->stop)) {
 			mg_error_set(err, "57014", true, "stopped while waiting for the migration lock");
 			return false;
 		}
