@@ -19,13 +19,24 @@ static bool is_space(unsigned char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+static bool is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_newline(unsigned char c)
+{
+	return c == '\n' || c == '\r';
+}
+
 /* Each skip_* function starts at the opening character and returns the
  * offset just past the construct, or len when it is not terminated. */
 
 static size_t skip_line_comment(const char *s, size_t len, size_t i)
 {
-	const char *nl = memchr(s + i, '\n', len - i);
-	return nl ? (size_t)(nl - s) + 1 : len;
+	while (i < len && !is_newline((unsigned char)s[i]))
+		i++;
+	return i < len ? i + 1 : len;
 }
 
 static size_t skip_block_comment(const char *s, size_t len, size_t i)
@@ -66,8 +77,46 @@ static size_t skip_quoted(const char *s, size_t len, size_t i, bool backslash)
 	return len;
 }
 
+/* After a string's closing quote at i - 1: the offset just past the quote
+ * that continues it, or 0. A string continues over whitespace that holds a
+ * newline, -- comments included, up to the next quote; a comment must end in
+ * a newline, and the scanner takes \v for no whitespace. */
+static size_t continuation(const char *s, size_t len, size_t i)
+{
+	bool newline = false;
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+		if (is_newline(c)) {
+			newline = true;
+			i++;
+		} else if (c == ' ' || c == '\t' || c == '\f') {
+			i++;
+		} else if (c == '-' && i + 1 < len && s[i + 1] == '-') {
+			while (i < len && !is_newline((unsigned char)s[i]))
+				i++;
+		} else {
+			return c == '\'' && newline ? i + 1 : 0;
+		}
+	}
+	return 0;
+}
+
+/* A string literal from its opening quote, with every continuation. */
+static size_t skip_string(const char *s, size_t len, size_t i, bool backslash)
+{
+	for (;;) {
+		i = skip_quoted(s, len, i, backslash);
+		if (i >= len)
+			return len;
+		size_t next = continuation(s, len, i);
+		if (next == 0)
+			return i;
+		i = next - 1;
+	}
+}
+
 /* $tag$...$tag$, or just past the '$' when no valid delimiter starts here
- * (a parameter like $1, or a stray '$'). */
+ * (a stray '$'). */
 static size_t skip_dollar(const char *s, size_t len, size_t i)
 {
 	size_t t = i + 1;
@@ -83,6 +132,114 @@ static size_t skip_dollar(const char *s, size_t len, size_t i)
 			return j + tag_len;
 	}
 	return len;
+}
+
+static size_t skip_digits(const char *s, size_t len, size_t i)
+{
+	while (i < len && is_digit((unsigned char)s[i]))
+		i++;
+	return i;
+}
+
+/* 12, 1.5, .5, 1., 1e5, 1.5E-3; "1.." is 1 followed by "..", and an E not
+ * followed by an exponent begins the next token (E'...' after 1 is a string). */
+static size_t skip_number(const char *s, size_t len, size_t i)
+{
+	i = skip_digits(s, len, i);
+	if (i < len && s[i] == '.' && !(i + 1 < len && s[i + 1] == '.'))
+		i = skip_digits(s, len, i + 1);
+	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+		size_t j = i + 1;
+		if (j < len && (s[j] == '+' || s[j] == '-'))
+			j++;
+		if (j < len && is_digit((unsigned char)s[j]))
+			i = skip_digits(s, len, j);
+	}
+	return i;
+}
+
+/* A word from its first character: just past it, or past the literal when
+ * the word is a one-letter prefix of one (E'', B'', X'', N'', U&'', U&""). */
+static size_t skip_word(const char *s, size_t len, size_t i, bool *literal)
+{
+	size_t end = i;
+	while (end < len && is_ident_char((unsigned char)s[end]))
+		end++;
+	*literal = false;
+	if (end - i != 1 || end >= len)
+		return end;
+	char p = (char)(s[i] | 0x20);
+	if (s[end] == '\'' && (p == 'e' || p == 'b' || p == 'x' || p == 'n')) {
+		*literal = true;
+		return skip_string(s, len, end, p == 'e');
+	}
+	if (p == 'u' && s[end] == '&' && end + 1 < len && (s[end + 1] == '\'' || s[end + 1] == '"')) {
+		*literal = true;
+		return s[end + 1] == '\'' ? skip_string(s, len, end + 1, false)
+					  : skip_quoted(s, len, end + 1, false);
+	}
+	return end;
+}
+
+/* The token that starts at s[i], which is no whitespace and no comment. */
+static struct sqlscan_token token_at(const char *s, size_t len, size_t i)
+{
+	unsigned char c = (unsigned char)s[i];
+	struct sqlscan_token t = { SQLSCAN_TOKEN_OTHER, i, i + 1 };
+	if (is_ident_start(c)) {
+		bool literal;
+		t.end = skip_word(s, len, i, &literal);
+		if (!literal)
+			t.kind = SQLSCAN_TOKEN_WORD;
+	} else if (c == '\'') {
+		t.end = skip_string(s, len, i, false);
+	} else if (c == '"') {
+		t.end = skip_quoted(s, len, i, false);
+	} else if (c == '$' && i + 1 < len && is_digit((unsigned char)s[i + 1])) {
+		t.kind = SQLSCAN_TOKEN_PARAM;
+		t.end = skip_digits(s, len, i + 1);
+	} else if (c == '$') {
+		t.end = skip_dollar(s, len, i);
+	} else if (is_digit(c) || (c == '.' && i + 1 < len && is_digit((unsigned char)s[i + 1]))) {
+		t.end = skip_number(s, len, i);
+	} else if (c == '(') {
+		t.kind = SQLSCAN_TOKEN_OPEN;
+	} else if (c == ')') {
+		t.kind = SQLSCAN_TOKEN_CLOSE;
+	} else if (c == ',') {
+		t.kind = SQLSCAN_TOKEN_COMMA;
+	}
+	return t;
+}
+
+struct sqlscan_token sqlscan_token(const char *s, size_t len, size_t i)
+{
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+		if (is_space(c))
+			i++;
+		else if (c == '-' && i + 1 < len && s[i + 1] == '-')
+			i = skip_line_comment(s, len, i);
+		else if (c == '/' && i + 1 < len && s[i + 1] == '*')
+			i = skip_block_comment(s, len, i);
+		else
+			return token_at(s, len, i);
+	}
+	return (struct sqlscan_token){ SQLSCAN_TOKEN_END, len, len };
+}
+
+bool sqlscan_token_is(const char *s, const struct sqlscan_token *t, const char *kw)
+{
+	if (t->kind != SQLSCAN_TOKEN_WORD || t->end - t->start != strlen(kw))
+		return false;
+	for (size_t k = 0; k < t->end - t->start; k++) {
+		char c = s[t->start + k];
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c + ('a' - 'A'));
+		if (c != kw[k])
+			return false;
+	}
+	return true;
 }
 
 static unsigned keyword_bit(const char *w, size_t n)
@@ -121,24 +278,19 @@ unsigned sqlscan_leading_keywords(const char *s, size_t len)
 		} else if (c == ';') {
 			at_start = true;
 			i++;
-		} else if (is_ident_start(c)) {
-			size_t start = i;
-			while (i < len && is_ident_char((unsigned char)s[i]))
-				i++;
-			if (at_start)
-				found |= keyword_bit(s + start, i - start);
-			at_start = false;
-			/* E'...' is the one prefixed string whose quoting differs */
-			if (i < len && s[i] == '\'' && i - start == 1 && (s[start] == 'e' || s[start] == 'E'))
-				i = skip_quoted(s, len, i, true);
 		} else {
-			at_start = false;
-			if (c == '\'' || c == '"')
-				i = skip_quoted(s, len, i, false);
-			else if (c == '$')
-				i = skip_dollar(s, len, i);
-			else
+			if (is_ident_start(c)) {
+				bool literal;
+				size_t end = skip_word(s, len, i, &literal);
+				if (at_start && !literal)
+					found |= keyword_bit(s + i, end - i);
+				i = end;
+			} else if (c == '\'' || c == '"' || c == '$') {
+				i = token_at(s, len, i).end;
+			} else {
 				i++;
+			}
+			at_start = false;
 		}
 	}
 	return found;
