@@ -5,13 +5,14 @@
 #include <string.h>
 
 #include <pg_query.h>
-#include <pg_query/pg_query.pb-c.h>
 
+#include "jsontree.h"
 #include "sqlscan.h"
 
-#define NO_TOKEN SIZE_MAX
 /* Longest text one splice adds: ", '" + 36 + "'::uuid" or " ($65535)". */
 #define SPLICE_TEXT_MAX 64
+/* $k beyond this only has to be known as too many */
+#define PARAM_NUMBER_CAP 10000000u
 
 enum splice_kind {
 	SPLICE_COLUMN,		/* ", uuid" before the column list's ')' */
@@ -26,13 +27,18 @@ struct splice {
 	enum splice_kind kind;
 };
 
-/* The work on one text: its tokens (scanned only once an INSERT qualifies)
- * and the splices planned so far, in text order. */
+/* The parser's view of a text: libpg_query's JSON output, read. */
+struct parsed {
+	PgQueryParseResult result;
+	struct jsontree tree;
+	size_t stmts;		/* the array of RawStmt objects */
+};
+
+/* The work on one text: the splices planned so far, in text order. */
 struct plan {
 	const char *sql;
 	size_t len;
-	PgQuery__ScanResult *scan;
-	uint32_t max_param;	/* highest $k in the text */
+	const struct jsontree *tree;
 	struct splice *splices;
 	size_t n_splices;
 	size_t cap_splices;
@@ -56,235 +62,308 @@ static bool add_splice(struct plan *p, size_t off, size_t del, enum splice_kind 
 	return true;
 }
 
-/* ---- tokens ---- */
+/* ---- the parse tree ---- */
 
-static bool scan_tokens(struct plan *p)
+/* The statements of sql, or false when the parser rejects it (or its output
+ * cannot be read). Free with parsed_free either way. */
+static bool parse_tree(const char *sql, struct parsed *out)
 {
-	if (p->scan)
-		return true;
-	PgQueryScanResult r = pg_query_scan(p->sql);
-	if (!r.error)
-		p->scan = pg_query__scan_result__unpack(NULL, r.pbuf.len, (const uint8_t *)r.pbuf.data);
-	pg_query_free_scan_result(r);
-	if (!p->scan)
+	memset(out, 0, sizeof(*out));
+	out->result = pg_query_parse(sql);
+	if (out->result.error || !out->result.parse_tree ||
+	    jsontree_parse(&out->tree, out->result.parse_tree, strlen(out->result.parse_tree)) !=
+		    JSONTREE_OK)
 		return false;
-	for (size_t i = 0; i < p->scan->n_tokens; i++) {
-		const PgQuery__ScanToken *t = p->scan->tokens[i];
-		if (t->token != PG_QUERY__TOKEN__PARAM)
+	out->stmts = jsontree_member(&out->tree, 0, "stmts");
+	return jsontree_is(&out->tree, out->stmts, JSONTREE_ARRAY);
+}
+
+static void parsed_free(struct parsed *p)
+{
+	jsontree_free(&p->tree);
+	pg_query_free_parse_result(p->result);
+}
+
+/* The fields of node i ({"Type": {fields}}) when it is of that type, or
+ * JSONTREE_NONE. */
+static size_t node_fields(const struct jsontree *t, size_t i, const char *type)
+{
+	if (!jsontree_is(t, i, JSONTREE_OBJECT) || t->v[i].count != 1 ||
+	    !jsontree_key_is(t, i + 1, type) || !jsontree_is(t, i + 2, JSONTREE_OBJECT))
+		return JSONTREE_NONE;
+	return i + 2;
+}
+
+/* An integer field; an absent one is 0, as the writer leaves zeros out. */
+static bool int_field(const struct jsontree *t, size_t fields, const char *name, int64_t *out)
+{
+	size_t v = jsontree_member(t, fields, name);
+	*out = 0;
+	return v == JSONTREE_NONE || jsontree_int(t, v, out);
+}
+
+/* A string field that is absent or empty. */
+static bool string_field_empty(const struct jsontree *t, size_t fields, const char *name)
+{
+	size_t v = jsontree_member(t, fields, name);
+	return v == JSONTREE_NONE || jsontree_string_empty(t, v);
+}
+
+/* The lowest and highest location of the nodes in subtree i; false when it
+ * holds none. */
+static bool location_span(const struct jsontree *t, size_t i, int64_t *lo, int64_t *hi)
+{
+	bool found = false;
+	for (size_t k = i; k < t->v[i].end; k++) {
+		int64_t loc;
+		if (!jsontree_key_is(t, k, "location") || !jsontree_int(t, k + 1, &loc) || loc < 0)
 			continue;
-		uint32_t k = 0;
-		for (int32_t c = t->start + 1; c < t->end; c++) {
-			char d = p->sql[c];
-			if (d < '0' || d > '9')
-				break;
-			k = k > 10000000 ? k : k * 10 + (uint32_t)(d - '0');
-		}
-		if (k > p->max_param)
-			p->max_param = k;
+		if (!found || loc < *lo)
+			*lo = loc;
+		if (!found || loc > *hi)
+			*hi = loc;
+		found = true;
 	}
-	return true;
+	return found;
 }
 
-static int32_t token_kind(const struct plan *p, size_t i)
+/* The highest $k the tree refers to (capped as the scanner caps it), or -1
+ * when a ParamRef cannot be read. */
+static int64_t tree_max_param(const struct jsontree *t)
 {
-	return i < p->scan->n_tokens ? (int32_t)p->scan->tokens[i]->token : -1;
-}
-
-static size_t token_start(const struct plan *p, size_t i)
-{
-	return (size_t)p->scan->tokens[i]->start;
-}
-
-static size_t token_end(const struct plan *p, size_t i)
-{
-	return (size_t)p->scan->tokens[i]->end;
-}
-
-/* The first token at or after byte offset pos. */
-static size_t token_at(const struct plan *p, size_t pos)
-{
-	size_t lo = 0, hi = p->scan->n_tokens;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (token_start(p, mid) < pos)
-			lo = mid + 1;
-		else
-			hi = mid;
+	int64_t max = 0;
+	for (size_t k = 0; k < t->n; k++) {
+		if (!jsontree_key_is(t, k, "ParamRef"))
+			continue;
+		int64_t number;
+		if (!int_field(t, k + 1, "number", &number))
+			return -1;
+		if (number > PARAM_NUMBER_CAP)
+			number = PARAM_NUMBER_CAP + 1;
+		if (number > max)
+			max = number;
 	}
-	return lo;
-}
-
-/* The first token at index i or later that is not a comment and starts
- * before end, or NO_TOKEN. */
-static size_t next_token(const struct plan *p, size_t i, size_t end)
-{
-	for (; i < p->scan->n_tokens && token_start(p, i) < end; i++) {
-		int32_t k = token_kind(p, i);
-		if (k != PG_QUERY__TOKEN__SQL_COMMENT && k != PG_QUERY__TOKEN__C_COMMENT)
-			return i;
-	}
-	return NO_TOKEN;
-}
-
-/* The ')' that closes the '(' at index open, or NO_TOKEN. */
-static size_t closing_paren(const struct plan *p, size_t open, size_t end)
-{
-	size_t depth = 0;
-	for (size_t i = open; i < p->scan->n_tokens && token_start(p, i) < end; i++) {
-		int32_t k = token_kind(p, i);
-		if (k == '(') {
-			depth++;
-		} else if (k == ')') {
-			if (depth == 0)
-				return NO_TOKEN;
-			if (--depth == 0)
-				return i;
-		}
-	}
-	return NO_TOKEN;
+	return max;
 }
 
 /* ---- which INSERTs qualify (from the parse tree) ---- */
 
-static bool is_migrated_table(const struct rewrite_session *s, const PgQuery__RangeVar *rv)
+static bool is_migrated_table(const struct rewrite_session *s, const struct jsontree *t, size_t rv)
 {
-	if (!rv || !rv->relname || (rv->catalogname && rv->catalogname[0]))
+	if (!jsontree_is(t, rv, JSONTREE_OBJECT))
 		return false;
-	if (rv->schemaname && rv->schemaname[0]) {
-		if (!s->schema || strcmp(rv->schemaname, s->schema) != 0)
+	size_t relname = jsontree_member(t, rv, "relname");
+	size_t schema = jsontree_member(t, rv, "schemaname");
+	if (!jsontree_is(t, relname, JSONTREE_STRING) || !string_field_empty(t, rv, "catalogname"))
+		return false;
+	if (schema != JSONTREE_NONE && !jsontree_string_empty(t, schema)) {
+		if (!s->schema || !jsontree_string_eq(t, schema, s->schema))
 			return false;
 	} else if (!s->unqualified_in_schema) {
 		return false;
 	}
 	for (size_t i = 0; i < s->n_tables; i++) {
-		if (s->tables[i] && strcmp(rv->relname, s->tables[i]) == 0)
+		if (s->tables[i] && jsontree_string_eq(t, relname, s->tables[i]))
 			return true;
 	}
 	return false;
 }
 
-/* A bare VALUES list whose rows each supply one expression per column. */
-static bool is_plain_values(const PgQuery__Node *n, size_t n_cols)
+/* The rows (an array of List nodes) of a bare VALUES list whose rows each
+ * supply one expression per column, or JSONTREE_NONE. Any clause besides the
+ * VALUES list, or a set operation, disqualifies it. */
+static size_t plain_values_rows(const struct jsontree *t, size_t node, size_t n_cols)
 {
-	if (!n || n->node_case != PG_QUERY__NODE__NODE_SELECT_STMT)
-		return false;
-	const PgQuery__SelectStmt *sel = n->select_stmt;
-	if (sel->n_values_lists == 0 || sel->n_distinct_clause || sel->into_clause ||
-	    sel->n_target_list || sel->n_from_clause || sel->where_clause ||
-	    sel->n_group_clause || sel->having_clause || sel->n_window_clause ||
-	    sel->n_sort_clause || sel->limit_offset || sel->limit_count ||
-	    sel->n_locking_clause || sel->with_clause ||
-	    sel->op != PG_QUERY__SET_OPERATION__SETOP_NONE)
-		return false;
-	for (size_t i = 0; i < sel->n_values_lists; i++) {
-		const PgQuery__Node *row = sel->values_lists[i];
-		if (row->node_case != PG_QUERY__NODE__NODE_LIST || row->list->n_items != n_cols)
-			return false;
+	size_t sel = node_fields(t, node, "SelectStmt");
+	if (sel == JSONTREE_NONE)
+		return JSONTREE_NONE;
+	size_t rows = JSONTREE_NONE;
+	for (size_t k = jsontree_first(t, sel); k != JSONTREE_NONE; k = jsontree_next(t, sel, k + 1)) {
+		if (jsontree_key_is(t, k, "valuesLists"))
+			rows = k + 1;
+		else if (!(jsontree_key_is(t, k, "op") &&
+			   jsontree_string_eq(t, k + 1, "SETOP_NONE")) &&
+			 !(jsontree_key_is(t, k, "limitOption") &&
+			   jsontree_string_eq(t, k + 1, "LIMIT_OPTION_DEFAULT")))
+			return JSONTREE_NONE;
 	}
-	return true;
+	if (!jsontree_is(t, rows, JSONTREE_ARRAY) || t->v[rows].count == 0)
+		return JSONTREE_NONE;
+	for (size_t r = jsontree_first(t, rows); r != JSONTREE_NONE; r = jsontree_next(t, rows, r)) {
+		size_t items = jsontree_member(t, node_fields(t, r, "List"), "items");
+		if (!jsontree_is(t, items, JSONTREE_ARRAY) || t->v[items].count != n_cols)
+			return JSONTREE_NONE;
+	}
+	return rows;
 }
 
-static bool insert_qualifies(const struct rewrite_session *s, const PgQuery__InsertStmt *ins)
+static bool insert_qualifies(const struct rewrite_session *s, const struct jsontree *t, size_t ins)
 {
-	if (!is_migrated_table(s, ins->relation))
+	if (!is_migrated_table(s, t, jsontree_member(t, ins, "relation")))
 		return false;
-	if (ins->n_cols == 0)
-		return ins->select_stmt == NULL;	/* DEFAULT VALUES */
-	for (size_t i = 0; i < ins->n_cols; i++) {
-		const PgQuery__Node *c = ins->cols[i];
-		if (c->node_case != PG_QUERY__NODE__NODE_RES_TARGET || !c->res_target->name ||
-		    strcmp(c->res_target->name, "uuid") == 0)
+	size_t cols = jsontree_member(t, ins, "cols");
+	size_t select = jsontree_member(t, ins, "selectStmt");
+	if (cols == JSONTREE_NONE)
+		return select == JSONTREE_NONE;	/* DEFAULT VALUES */
+	if (!jsontree_is(t, cols, JSONTREE_ARRAY) || t->v[cols].count == 0)
+		return false;
+	for (size_t c = jsontree_first(t, cols); c != JSONTREE_NONE; c = jsontree_next(t, cols, c)) {
+		size_t name = jsontree_member(t, node_fields(t, c, "ResTarget"), "name");
+		if (!jsontree_is(t, name, JSONTREE_STRING) || jsontree_string_eq(t, name, "uuid"))
 			return false;
 	}
-	return is_plain_values(ins->select_stmt, ins->n_cols);
+	return plain_values_rows(t, select, t->v[cols].count) != JSONTREE_NONE;
 }
 
 /* ---- where the splices go (from the tokens) ---- */
 
-/* INSERT INTO t [AS a] DEFAULT VALUES -> INSERT INTO t [AS a] (uuid) VALUES (v) */
-static bool plan_default_values(struct plan *p, size_t i, size_t end)
+/* The first token at or after pos that starts before end, or an END token.
+ * pos is a token boundary: the end of a token, or a location the parser
+ * reported. */
+static struct sqlscan_token next_token(const struct plan *p, size_t pos, size_t end)
 {
-	for (i = next_token(p, i, end); i != NO_TOKEN; i = next_token(p, i + 1, end)) {
-		int32_t k = token_kind(p, i);
-		if (k == PG_QUERY__TOKEN__DEFAULT)
+	struct sqlscan_token t = sqlscan_token(p->sql, p->len, pos);
+	if (t.start >= end)
+		t.kind = SQLSCAN_TOKEN_END;
+	return t;
+}
+
+/* The ')' that closes the '(' open, or an END token. */
+static struct sqlscan_token closing_paren(const struct plan *p, struct sqlscan_token open,
+					  size_t end)
+{
+	size_t depth = 0;
+	struct sqlscan_token t = open;
+	if (t.kind != SQLSCAN_TOKEN_OPEN)
+		t.kind = SQLSCAN_TOKEN_END;
+	for (; t.kind != SQLSCAN_TOKEN_END; t = next_token(p, t.end, end)) {
+		if (t.kind == SQLSCAN_TOKEN_OPEN) {
+			depth++;
+		} else if (t.kind == SQLSCAN_TOKEN_CLOSE) {
+			if (depth == 0)
+				break;
+			if (--depth == 0)
+				return t;
+		}
+	}
+	t.kind = SQLSCAN_TOKEN_END;
+	return t;
+}
+
+/* Whether the parser's locations of the nodes in subtree i all lie strictly
+ * between the parentheses the scanner found around them: the two views of
+ * the text must agree before it is changed. */
+static bool encloses(const struct plan *p, size_t i, struct sqlscan_token open,
+		     struct sqlscan_token close)
+{
+	int64_t lo, hi;
+	return open.kind == SQLSCAN_TOKEN_OPEN && close.kind == SQLSCAN_TOKEN_CLOSE &&
+	       location_span(p->tree, i, &lo, &hi) && (int64_t)open.start < lo &&
+	       hi < (int64_t)close.start;
+}
+
+/* INSERT INTO t [AS a] DEFAULT VALUES -> INSERT INTO t [AS a] (uuid) VALUES (v) */
+static bool plan_default_values(struct plan *p, size_t pos, size_t end)
+{
+	struct sqlscan_token t = next_token(p, pos, end);
+	for (; t.kind != SQLSCAN_TOKEN_END; t = next_token(p, t.end, end)) {
+		if (sqlscan_token_is(p->sql, &t, "default"))
 			break;
-		if (k == '(')
+		if (t.kind == SQLSCAN_TOKEN_OPEN)
 			return false;
 	}
-	if (i == NO_TOKEN)
+	if (t.kind == SQLSCAN_TOKEN_END)
 		return false;
-	size_t values = next_token(p, i + 1, end);
-	if (token_kind(p, values) != PG_QUERY__TOKEN__VALUES)
+	struct sqlscan_token values = next_token(p, t.end, end);
+	if (!sqlscan_token_is(p->sql, &values, "values"))
 		return false;
-	size_t def_start = token_start(p, i);
-	if (!add_splice(p, def_start, token_end(p, i) - def_start, SPLICE_DEFAULT_COLUMN) ||
-	    !add_splice(p, token_end(p, values), 0, SPLICE_DEFAULT_ROW))
+	if (!add_splice(p, t.start, t.end - t.start, SPLICE_DEFAULT_COLUMN) ||
+	    !add_splice(p, values.end, 0, SPLICE_DEFAULT_ROW))
 		return false;
 	p->rows++;
 	return true;
 }
 
 /* INSERT INTO t (cols) [OVERRIDING ... VALUE] VALUES (row), ... */
-static bool plan_column_list(struct plan *p, const PgQuery__InsertStmt *ins, size_t i, size_t end)
+static bool plan_column_list(struct plan *p, size_t ins, size_t pos, size_t end)
 {
-	size_t open = next_token(p, i, end);
-	while (open != NO_TOKEN && token_kind(p, open) != '(')
-		open = next_token(p, open + 1, end);
-	if (open == NO_TOKEN)
-		return false;
-	size_t close = closing_paren(p, open, end);
-	int32_t first_col = ins->cols[0]->res_target->location;
-	int32_t last_col = ins->cols[ins->n_cols - 1]->res_target->location;
-	if (close == NO_TOKEN || first_col < 0 || token_start(p, open) >= (size_t)first_col ||
-	    token_start(p, close) <= (size_t)last_col)
-		return false;
-	if (!add_splice(p, token_start(p, close), 0, SPLICE_COLUMN))
+	const struct jsontree *tree = p->tree;
+	struct sqlscan_token open = next_token(p, pos, end);
+	while (open.kind != SQLSCAN_TOKEN_END && open.kind != SQLSCAN_TOKEN_OPEN)
+		open = next_token(p, open.end, end);
+	struct sqlscan_token close = closing_paren(p, open, end);
+	size_t cols = jsontree_member(tree, ins, "cols");
+	if (!encloses(p, cols, open, close) || !add_splice(p, close.start, 0, SPLICE_COLUMN))
 		return false;
 
-	size_t t = next_token(p, close + 1, end);
-	if (token_kind(p, t) == PG_QUERY__TOKEN__OVERRIDING) {
-		for (int skip = 0; skip < 3 && t != NO_TOKEN; skip++)
-			t = next_token(p, t + 1, end);
+	struct sqlscan_token t = next_token(p, close.end, end);
+	if (sqlscan_token_is(p->sql, &t, "overriding")) {
+		for (int skip = 0; skip < 3 && t.kind != SQLSCAN_TOKEN_END; skip++)
+			t = next_token(p, t.end, end);
 	}
-	if (token_kind(p, t) != PG_QUERY__TOKEN__VALUES)
+	size_t rows = plain_values_rows(tree, jsontree_member(tree, ins, "selectStmt"),
+					tree->v[cols].count);
+	if (!sqlscan_token_is(p->sql, &t, "values") || rows == JSONTREE_NONE)
 		return false;
-	size_t n_rows = 0;
+	size_t row = jsontree_first(tree, rows);
 	for (;;) {
-		size_t row = next_token(p, t + 1, end);
-		if (token_kind(p, row) != '(')
+		struct sqlscan_token row_open = next_token(p, t.end, end);
+		struct sqlscan_token row_close = closing_paren(p, row_open, end);
+		if (row == JSONTREE_NONE || !encloses(p, row, row_open, row_close) ||
+		    !add_splice(p, row_close.start, 0, SPLICE_ROW))
 			return false;
-		size_t row_end = closing_paren(p, row, end);
-		if (row_end == NO_TOKEN || !add_splice(p, token_start(p, row_end), 0, SPLICE_ROW))
-			return false;
-		n_rows++;
-		t = next_token(p, row_end + 1, end);
-		if (token_kind(p, t) != ',')
+		row = jsontree_next(tree, rows, row);
+		t = next_token(p, row_close.end, end);
+		if (t.kind != SQLSCAN_TOKEN_COMMA)
 			break;
 	}
-	if (n_rows != ins->select_stmt->select_stmt->n_values_lists)
+	if (row != JSONTREE_NONE)
 		return false;
-	p->rows += (uint32_t)n_rows;
+	p->rows += tree->v[rows].count;
 	return true;
 }
 
 /* Plans one qualifying INSERT; a statement whose tokens do not look as its
  * tree says is left alone. */
-static void plan_insert(struct plan *p, const PgQuery__RawStmt *raw, const PgQuery__InsertStmt *ins)
+static void plan_insert(struct plan *p, size_t raw, size_t ins)
 {
-	size_t begin = (size_t)raw->stmt_location;
-	size_t end = raw->stmt_len > 0 ? begin + (size_t)raw->stmt_len : p->len;
-	if (ins->relation->location < 0 || (size_t)ins->relation->location < begin ||
-	    end > p->len)
+	int64_t begin, stmt_len, relation;
+	if (!int_field(p->tree, raw, "stmt_location", &begin) ||
+	    !int_field(p->tree, raw, "stmt_len", &stmt_len) ||
+	    !int_field(p->tree, jsontree_member(p->tree, ins, "relation"), "location", &relation) ||
+	    begin < 0 || stmt_len < 0 || relation < begin || (uint64_t)begin > p->len ||
+	    (uint64_t)stmt_len > p->len - (uint64_t)begin)
 		return;
+	size_t end = stmt_len > 0 ? (size_t)(begin + stmt_len) : p->len;
 	size_t saved_splices = p->n_splices;
 	uint32_t saved_rows = p->rows;
-	size_t i = token_at(p, (size_t)ins->relation->location);
-	bool ok = ins->n_cols == 0 ? plan_default_values(p, i, end)
-				   : plan_column_list(p, ins, i, end);
+	bool ok = jsontree_member(p->tree, ins, "cols") == JSONTREE_NONE
+			  ? plan_default_values(p, (size_t)relation, end)
+			  : plan_column_list(p, ins, (size_t)relation, end);
 	if (!ok) {
 		p->n_splices = saved_splices;
 		p->rows = saved_rows;
 	}
+}
+
+/* The highest $k in the text, by the scanner (capped), or -1 when it and the
+ * parse tree disagree. */
+static int64_t max_param(const struct plan *p)
+{
+	int64_t max = 0;
+	for (struct sqlscan_token t = sqlscan_token(p->sql, p->len, 0); t.kind != SQLSCAN_TOKEN_END;
+	     t = sqlscan_token(p->sql, p->len, t.end)) {
+		if (t.kind != SQLSCAN_TOKEN_PARAM)
+			continue;
+		int64_t k = 0;
+		for (size_t c = t.start + 1; c < t.end && k <= PARAM_NUMBER_CAP; c++)
+			k = k * 10 + (p->sql[c] - '0');
+		if (k > PARAM_NUMBER_CAP)
+			k = PARAM_NUMBER_CAP + 1;
+		if (k > max)
+			max = k;
+	}
+	return max == tree_max_param(p->tree) ? max : -1;
 }
 
 /* ---- assembling the new text ---- */
@@ -386,34 +465,78 @@ static enum rewrite_status assemble(struct plan *p, struct uuidv7_gen *gen, uint
 	return REWRITE_DONE;
 }
 
-/* ---- entry points ---- */
+/* ---- which texts may name a migrated table ---- */
 
-/* Whether sql may name one of the tables at all, so that INSERTs into other
- * tables skip the parser. Unquoted names are folded to lower case (ASCII
- * only, as the parser does), so the search ignores ASCII case; a U&"..."
- * identifier can spell a name with escapes, so its presence means maybe. */
-static bool may_name_a_table(const struct rewrite_session *s, const char *sql)
+/* The adjacent byte pairs of a text (ASCII case folded), hashed into a set
+ * of bits: a name occurs in the text only if all its pairs are in the set. */
+#define PAIR_SET_BITS 4096u
+
+struct pair_set {
+	uint64_t bits[PAIR_SET_BITS / 64];
+};
+
+static unsigned char fold_ascii(char c)
 {
-	if (strcasestr(sql, "u&"))
-		return true;
-	for (size_t i = 0; i < s->n_tables; i++) {
-		if (s->tables[i] && s->tables[i][0] && strcasestr(sql, s->tables[i]))
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : (unsigned char)c;
+}
+
+static unsigned pair_bit(const char *s)
+{
+	return (((unsigned)fold_ascii(s[0]) << 6) ^ fold_ascii(s[1])) & (PAIR_SET_BITS - 1);
+}
+
+static void pair_set_fill(struct pair_set *set, const char *s, size_t len)
+{
+	memset(set, 0, sizeof(*set));
+	for (size_t i = 0; i + 1 < len; i++) {
+		unsigned b = pair_bit(s + i);
+		set->bits[b / 64] |= (uint64_t)1 << (b % 64);
+	}
+}
+
+static bool pair_set_may_hold(const struct pair_set *set, const char *name, size_t n)
+{
+	for (size_t k = 0; k + 1 < n; k++) {
+		unsigned b = pair_bit(name + k);
+		if (!(set->bits[b / 64] >> (b % 64) & 1))
+			return false;
+	}
+	return true;
+}
+
+/* Whether text holds name, ignoring ASCII case. */
+static bool holds_folded(const char *text, size_t len, const char *name, size_t n)
+{
+	for (size_t i = 0; n <= len && i <= len - n; i++) {
+		size_t k = 0;
+		while (k < n && fold_ascii(text[i + k]) == fold_ascii(name[k]))
+			k++;
+		if (k == n)
 			return true;
 	}
 	return false;
 }
 
-/* The statements of sql, or NULL when the parser rejects it. */
-static PgQuery__ParseResult *parse_tree(const char *sql)
+/* Whether sql may name one of the tables at all, so that INSERTs into other
+ * tables skip the parser. Unquoted names are folded to lower case (ASCII
+ * only, as the parser does), so the search ignores ASCII case; a U&"..."
+ * identifier can spell a name with escapes, so its presence means maybe. */
+static bool may_name_a_table(const struct rewrite_session *s, const char *sql, size_t len)
 {
-	PgQueryProtobufParseResult parsed = pg_query_parse_protobuf(sql);
-	PgQuery__ParseResult *tree = NULL;
-	if (!parsed.error)
-		tree = pg_query__parse_result__unpack(NULL, parsed.parse_tree.len,
-						      (const uint8_t *)parsed.parse_tree.data);
-	pg_query_free_protobuf_parse_result(parsed);
-	return tree;
+	struct pair_set pairs;
+	pair_set_fill(&pairs, sql, len);
+	if (pair_set_may_hold(&pairs, "u&", 2) && holds_folded(sql, len, "u&", 2))
+		return true;
+	for (size_t i = 0; i < s->n_tables; i++) {
+		const char *name = s->tables[i];
+		size_t n = name ? strlen(name) : 0;
+		if (n > 0 && pair_set_may_hold(&pairs, name, n) && holds_folded(sql, len, name, n))
+			return true;
+	}
+	return false;
 }
+
+/* ---- entry points ---- */
 
 static enum rewrite_status rewrite_text(const struct rewrite_session *s, const char *sql,
 					struct uuidv7_gen *gen, uint32_t declared,
@@ -427,30 +550,29 @@ static enum rewrite_status rewrite_text(const struct rewrite_session *s, const c
 		return REWRITE_PASS;
 	unsigned kw = sqlscan_leading_keywords(sql, len);
 	if (!(kw & (SQLSCAN_INSERT | SQLSCAN_WITH)) || (kw & SQLSCAN_SET) ||
-	    !may_name_a_table(s, sql))
+	    !may_name_a_table(s, sql, len))
 		return REWRITE_PASS;
 
-	PgQuery__ParseResult *tree = parse_tree(sql);
-	if (!tree)
-		return REWRITE_PASS;
-
-	bool extended = gen == NULL;
+	struct parsed parsed;
+	struct plan p = { .sql = sql, .len = len, .tree = &parsed.tree };
 	enum rewrite_status st = REWRITE_PASS;
-	struct plan p = { .sql = sql, .len = len };
-	if (extended && tree->n_stmts != 1)
+	if (!parse_tree(sql, &parsed))
 		goto done;
-	for (size_t i = 0; i < tree->n_stmts; i++) {
-		if (tree->stmts[i]->stmt->node_case == PG_QUERY__NODE__NODE_VARIABLE_SET_STMT)
+	const struct jsontree *t = &parsed.tree;
+	bool extended = gen == NULL;
+	if (extended && t->v[parsed.stmts].count != 1)
+		goto done;
+	for (size_t r = jsontree_first(t, parsed.stmts); r != JSONTREE_NONE;
+	     r = jsontree_next(t, parsed.stmts, r)) {
+		size_t stmt = jsontree_member(t, r, "stmt");
+		if (node_fields(t, stmt, "VariableSetStmt") != JSONTREE_NONE)
 			goto done;
 	}
-	for (size_t i = 0; i < tree->n_stmts && !p.no_memory; i++) {
-		const PgQuery__RawStmt *raw = tree->stmts[i];
-		if (raw->stmt->node_case != PG_QUERY__NODE__NODE_INSERT_STMT ||
-		    !insert_qualifies(s, raw->stmt->insert_stmt))
-			continue;
-		if (!scan_tokens(&p))
-			goto done;
-		plan_insert(&p, raw, raw->stmt->insert_stmt);
+	for (size_t r = jsontree_first(t, parsed.stmts); r != JSONTREE_NONE && !p.no_memory;
+	     r = jsontree_next(t, parsed.stmts, r)) {
+		size_t ins = node_fields(t, jsontree_member(t, r, "stmt"), "InsertStmt");
+		if (ins != JSONTREE_NONE && insert_qualifies(s, t, ins))
+			plan_insert(&p, r, ins);
 	}
 	if (p.no_memory) {
 		st = REWRITE_NO_MEMORY;
@@ -460,7 +582,10 @@ static enum rewrite_status rewrite_text(const struct rewrite_session *s, const c
 		goto done;
 	uint32_t orig_params = 0;
 	if (extended) {
-		orig_params = declared > p.max_param ? declared : p.max_param;
+		int64_t max = max_param(&p);
+		if (max < 0)
+			goto done;
+		orig_params = declared > max ? declared : (uint32_t)max;
 		if ((uint64_t)orig_params + p.rows > REWRITE_MAX_PARAMS)
 			goto done;
 	}
@@ -472,9 +597,7 @@ static enum rewrite_status rewrite_text(const struct rewrite_session *s, const c
 	}
 done:
 	free(p.splices);
-	if (p.scan)
-		pg_query__scan_result__free_unpacked(p.scan, NULL);
-	pg_query__parse_result__free_unpacked(tree, NULL);
+	parsed_free(&parsed);
 	return st;
 }
 
@@ -531,11 +654,18 @@ uint32_t rewrite_posmap_original(const struct rewrite_posmap *m, uint32_t pos)
 	return orig < 1 ? 1 : (uint32_t)orig;
 }
 
-static bool add_deallocation(char ***names, size_t *n, const char *name)
+/* Adds the name in value i (NULL for a missing or empty one: all of them);
+ * a name no C string can hold names no statement and is skipped. */
+static bool add_deallocation(char ***names, size_t *n, const struct jsontree *t, size_t i)
 {
 	char *copy = NULL;
-	if (name && !(copy = strdup(name)))
-		return false;
+	if (i != JSONTREE_NONE && !jsontree_string_empty(t, i)) {
+		enum jsontree_status st = jsontree_string_dup(t, i, &copy);
+		if (st == JSONTREE_INVALID)
+			return true;
+		if (st == JSONTREE_NO_MEMORY)
+			return false;
+	}
 	char **grown = realloc(*names, (*n + 1) * sizeof(**names));
 	if (!grown) {
 		free(copy);
@@ -552,26 +682,30 @@ bool rewrite_deallocations(const char *sql, char ***names, size_t *n)
 	*n = 0;
 	if (!sql || !(sqlscan_leading_keywords(sql, strlen(sql)) & SQLSCAN_DEALLOCATE))
 		return true;
-	PgQuery__ParseResult *tree = parse_tree(sql);
-	if (!tree)
-		return true;
+	struct parsed parsed;
 	bool ok = true;
-	for (size_t i = 0; i < tree->n_stmts && ok; i++) {
-		const PgQuery__Node *stmt = tree->stmts[i]->stmt;
-		if (stmt->node_case == PG_QUERY__NODE__NODE_DEALLOCATE_STMT) {
-			const char *name = stmt->deallocate_stmt->name;
-			ok = add_deallocation(names, n, name && name[0] ? name : NULL);
-		} else if (stmt->node_case == PG_QUERY__NODE__NODE_DISCARD_STMT &&
-			   stmt->discard_stmt->target == PG_QUERY__DISCARD_MODE__DISCARD_ALL) {
-			ok = add_deallocation(names, n, NULL);
+	if (!parse_tree(sql, &parsed))
+		goto done;
+	const struct jsontree *t = &parsed.tree;
+	for (size_t r = jsontree_first(t, parsed.stmts); r != JSONTREE_NONE && ok;
+	     r = jsontree_next(t, parsed.stmts, r)) {
+		size_t stmt = jsontree_member(t, r, "stmt");
+		size_t dealloc = node_fields(t, stmt, "DeallocateStmt");
+		size_t discard = node_fields(t, stmt, "DiscardStmt");
+		if (dealloc != JSONTREE_NONE) {
+			ok = add_deallocation(names, n, t, jsontree_member(t, dealloc, "name"));
+		} else if (discard != JSONTREE_NONE &&
+			   jsontree_string_eq(t, jsontree_member(t, discard, "target"), "DISCARD_ALL")) {
+			ok = add_deallocation(names, n, t, JSONTREE_NONE);
 		}
 	}
-	pg_query__parse_result__free_unpacked(tree, NULL);
 	if (!ok) {
 		rewrite_deallocations_free(*names, *n);
 		*names = NULL;
 		*n = 0;
 	}
+done:
+	parsed_free(&parsed);
 	return ok;
 }
 

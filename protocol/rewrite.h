@@ -9,9 +9,12 @@
  * standard_conforming_strings on. Everything else passes through unchanged
  * (the column's default still fills it).
  *
- * The text is parsed with PostgreSQL's own parser (libpg_query) and changed by
- * splicing at its token locations, never by deparsing, so the server sees the
- * client's text with only the added column and values.
+ * The text is parsed with PostgreSQL's own parser (libpg_query, read from its
+ * JSON output) and changed by splicing at token boundaries, never by
+ * deparsing, so the server sees the client's text with only the added column
+ * and values. The tokens come from a scanner with the parser's lexical rules
+ * (sqlscan.h), and a statement is changed only where they agree with the
+ * locations the parser reports for its columns and values.
  *
  * Not thread-safe through the generator it is given; libpg_query itself keeps
  * per-thread state. */
