@@ -158,27 +158,25 @@ static size_t skip_number(const char *s, size_t len, size_t i)
 	return i;
 }
 
-/* A word from its first character: just past it, or past the literal when
- * the word is a one-letter prefix of one (E'', B'', X'', N'', U&'', U&""). */
-static size_t skip_word(const char *s, size_t len, size_t i, bool *literal)
+static size_t skip_ident(const char *s, size_t len, size_t i)
 {
-	size_t end = i;
-	while (end < len && is_ident_char((unsigned char)s[end]))
-		end++;
-	*literal = false;
-	if (end - i != 1 || end >= len)
-		return end;
+	while (i < len && is_ident_char((unsigned char)s[i]))
+		i++;
+	return i;
+}
+
+/* Past the literal that the one-letter word s[i] prefixes (E'', B'', X'',
+ * N'', U&'', U&""), or 0 when it prefixes none. */
+static size_t skip_prefixed_literal(const char *s, size_t len, size_t i)
+{
+	size_t q = i + 1;
 	char p = (char)(s[i] | 0x20);
-	if (s[end] == '\'' && (p == 'e' || p == 'b' || p == 'x' || p == 'n')) {
-		*literal = true;
-		return skip_string(s, len, end, p == 'e');
-	}
-	if (p == 'u' && s[end] == '&' && end + 1 < len && (s[end + 1] == '\'' || s[end + 1] == '"')) {
-		*literal = true;
-		return s[end + 1] == '\'' ? skip_string(s, len, end + 1, false)
-					  : skip_quoted(s, len, end + 1, false);
-	}
-	return end;
+	if (q < len && s[q] == '\'' && (p == 'e' || p == 'b' || p == 'x' || p == 'n'))
+		return skip_string(s, len, q, p == 'e');
+	if (p == 'u' && q + 1 < len && s[q] == '&' && (s[q + 1] == '\'' || s[q + 1] == '"'))
+		return s[q + 1] == '\'' ? skip_string(s, len, q + 1, false)
+					: skip_quoted(s, len, q + 1, false);
+	return 0;
 }
 
 /* The token that starts at s[i], which is no whitespace and no comment. */
@@ -187,9 +185,11 @@ static struct sqlscan_token token_at(const char *s, size_t len, size_t i)
 	unsigned char c = (unsigned char)s[i];
 	struct sqlscan_token t = { SQLSCAN_TOKEN_OTHER, i, i + 1 };
 	if (is_ident_start(c)) {
-		bool literal;
-		t.end = skip_word(s, len, i, &literal);
-		if (!literal)
+		t.end = skip_ident(s, len, i);
+		size_t literal = t.end == i + 1 ? skip_prefixed_literal(s, len, i) : 0;
+		if (literal)
+			t.end = literal;
+		else
 			t.kind = SQLSCAN_TOKEN_WORD;
 	} else if (c == '\'') {
 		t.end = skip_string(s, len, i, false);
@@ -280,13 +280,17 @@ unsigned sqlscan_leading_keywords(const char *s, size_t len)
 			i++;
 		} else {
 			if (is_ident_start(c)) {
-				bool literal;
-				size_t end = skip_word(s, len, i, &literal);
+				size_t end = skip_ident(s, len, i);
+				size_t literal = end == i + 1 ? skip_prefixed_literal(s, len, i) : 0;
 				if (at_start && !literal)
 					found |= keyword_bit(s + i, end - i);
-				i = end;
-			} else if (c == '\'' || c == '"' || c == '$') {
-				i = token_at(s, len, i).end;
+				i = literal ? literal : end;
+			} else if (c == '\'') {
+				i = skip_string(s, len, i, false);
+			} else if (c == '"') {
+				i = skip_quoted(s, len, i, false);
+			} else if (c == '$') {
+				i = skip_dollar(s, len, i);
 			} else {
 				i++;
 			}
