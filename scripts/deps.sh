@@ -9,7 +9,7 @@ PACKAGES=(
   postgresql postgresql-contrib postgresql-client
   python3 python3-psycopg python3-pytest python3-asyncpg python3-prometheus-client
   openssl pgbouncer procps iproute2
-  clang libclang-rt-14-dev python3-pytest-timeout
+  clang libclang-rt-14-dev python3-pytest-timeout python3-yaml binutils systemd
 )
 
 missing=()
