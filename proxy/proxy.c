@@ -138,10 +138,23 @@ void proxy_gate_opened(struct proxy *px)
 
 void proxy_gate_progress(struct proxy *px)
 {
+	/* systemd reads notifications at its own pace and a full socket would
+	 * block the loop: say something only when the text changes, at most
+	 * every second, and repeat it before the extended start timeout runs
+	 * out. */
+	static char last[512];
+	static struct timeval last_sent;
 	char status[512];
+	struct timeval now, d;
 	gate_describe(px->gate, status, sizeof(status));
-	/* Keep pushing systemd's start timeout out while the migration runs. */
-	notify_status(status, 60);
+	event_base_gettimeofday_cached(px->base, &now);
+	timersub(&now, &last_sent, &d);
+	bool changed = strcmp(status, last) != 0;
+	if ((changed && d.tv_sec >= 1) || d.tv_sec >= 20) {
+		notify_status(status, 60);
+		snprintf(last, sizeof(last), "%s", status);
+		last_sent = now;
+	}
 }
 
 void proxy_client_gone(struct proxy *px)

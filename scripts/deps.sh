@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   gcc pkg-config meson ninja-build
-  libevent-dev libssl-dev libpq-dev libpg-query-dev libprotobuf-c-dev libsystemd-dev
+  libevent-dev libssl-dev libpq-dev libpg-query-dev libprotobuf-c-dev
   postgresql postgresql-contrib postgresql-client
   python3 python3-psycopg python3-pytest python3-asyncpg python3-prometheus-client
   openssl pgbouncer procps iproute2
