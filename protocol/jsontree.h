@@ -8,7 +8,7 @@
  *
  * Stricter than RFC 8259 where libpg_query's output never goes: object keys
  * hold no escapes, an object holds no key twice and at most
- * JSONTREE_MAX_MEMBERS members, and the text is at most UINT32_MAX bytes.
+ * JSONTREE_MAX_MEMBERS members, and the text is shorter than UINT32_MAX bytes.
  * Strings are byte strings: bytes from 0x80 on are taken as they are (the
  * parser copies them from the SQL text, in the session's encoding). */
 #ifndef UUIDGATE_JSONTREE_H
