@@ -6,8 +6,9 @@
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
 #
-# Results also go to build-fuzz/fuzz-results.json and, as JUnit XML (one test
-# case per target), to $FUZZ_JUNIT (default build-fuzz/fuzz-junit.xml).
+# Results also go to $FUZZ_RESULTS (default build-fuzz/fuzz-results.json, read
+# by scripts/robustness_report.py) and, as JUnit XML (one test case per
+# target), to $FUZZ_JUNIT (default build-fuzz/fuzz-junit.xml).
 # Crashing inputs are kept in build-fuzz/artifacts/; inputs that found new
 # coverage in build-fuzz/corpus/<target>/ (the checked-in seeds stay as they are).
 set -uo pipefail
@@ -17,6 +18,7 @@ SECONDS_PER_TARGET=${1:-20}
 shift || true
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 JUNIT=${FUZZ_JUNIT:-$BUILD/fuzz-junit.xml}
+RESULTS=${FUZZ_RESULTS:-$BUILD/fuzz-results.json}
 
 if [ ! -f "$BUILD/build.ninja" ]; then
   CC=clang meson setup "$BUILD" -Dfuzz=true >/dev/null || { echo "fuzz: meson setup failed" >&2; exit 1; }
@@ -66,7 +68,7 @@ for t in "${targets[@]}"; do
   results+=("$t $status $execs $seeds ${cov:-0} $start $end $log")
 done
 
-/usr/bin/python3 - "$JUNIT" "$BUILD/fuzz-results.json" "$SECONDS_PER_TARGET" "${results[@]}" <<'PY'
+/usr/bin/python3 - "$JUNIT" "$RESULTS" "$SECONDS_PER_TARGET" "${results[@]}" <<'PY'
 import json, sys
 import xml.etree.ElementTree as ET
 junit, out, budget, *rows = sys.argv[1:]
@@ -92,6 +94,6 @@ root.append(suite)
 ET.ElementTree(root).write(junit, encoding="utf-8", xml_declaration=True)
 PY
 
-total=$(/usr/bin/python3 -c "import json,sys; print(sum(t['executions'] for t in json.load(open(sys.argv[1]))['targets']))" "$BUILD/fuzz-results.json")
+total=$(/usr/bin/python3 -c "import json,sys; print(sum(t['executions'] for t in json.load(open(sys.argv[1]))['targets']))" "$RESULTS")
 echo "fuzz: ${#targets[@]} targets, $total executions, $failed failed"
 [ $failed -eq 0 ]
