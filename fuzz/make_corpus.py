@@ -13,7 +13,6 @@ are named cap_*; hand-written seeds are left alone.
 
 import hashlib
 import os
-import shutil
 import socket
 import struct
 import subprocess

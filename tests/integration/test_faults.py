@@ -21,7 +21,7 @@ import pytest
 import pgwire
 
 from gate_helpers import gate_settings, http_get, status, wait_open
-from harness import PgServer, ROOT
+from harness import ROOT, PgServer, pg_bindir
 from migrate_helpers import assert_end_state, assert_no_runner_left, data_digest, fresh_db, scalar
 from robust_helpers import FaultyLink, assert_serving, wait_until
 
@@ -219,14 +219,11 @@ SEED = 40
 
 
 def load_v39(conninfo, scale=1):
-    env = dict(os.environ, PATH=f"{_pg_bindir()}:{os.environ.get('PATH', '')}")
+    """The V39 fixture, loaded by tests/fixtures/load_v39.sh (psql from the
+    server's own bin directory)."""
+    env = dict(os.environ, PATH=f"{pg_bindir()}:{os.environ.get('PATH', '')}")
     subprocess.run(["sh", os.path.join(ROOT, "tests", "fixtures", "load_v39.sh"), conninfo, str(scale)],
                    check=True, capture_output=True, env=env)
-
-
-def _pg_bindir():
-    from harness import pg_bindir
-    return pg_bindir()
 
 
 def progress(conninfo):
