@@ -581,3 +581,29 @@ def test_private_tls_key_not_warned(pg, certs, uuidgate_factory, tmp_path):
                                                   client_tls_sslmode="prefer"))
     assert_serving(gate)
     assert "tls_key_permissions" not in gate.log()
+
+
+def test_table_lookup_ignores_operators_shadowed_by_the_roles_search_path(pg, uuidgate_factory):
+    """uuidgate's own catalog query runs under whatever search_path the role
+    or database sets; a schema listed before pg_catalog may define an '='
+    for (name, text) that is always true. The lookup must still find only
+    the migrated tables that exist."""
+    db = "hostile_operator"
+    pg.sql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    pg.sql(f"CREATE DATABASE {db}")
+    pg.sql("CREATE TABLE public.phoenix_kit_users (id bigserial PRIMARY KEY, uuid uuid);"
+           "CREATE TABLE public.not_migrated (id bigserial PRIMARY KEY, uuid uuid);"
+           "CREATE SCHEMA evil;"
+           "CREATE FUNCTION evil.always(name, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';"
+           "CREATE FUNCTION evil.always(oid, regtype) RETURNS boolean LANGUAGE sql AS 'SELECT true';"
+           "CREATE OPERATOR evil.= (LEFTARG = name, RIGHTARG = text, FUNCTION = evil.always);"
+           "CREATE OPERATOR evil.= (LEFTARG = oid, RIGHTARG = regtype, FUNCTION = evil.always);",
+           dbname=db)
+    pg.sql(f"ALTER ROLE postgres IN DATABASE {db} SET search_path = evil, pg_catalog, public")
+    try:
+        gate = uuidgate_factory(upstream=pg.conninfo(dbname=db), settings={"insert_uuid": "always"})
+        text = gate.wait_for_log("event=uuid_tables ", timeout=15)
+        line = [x for x in text.splitlines() if "event=uuid_tables " in x][-1]
+        assert "tables=1" in line, line
+    finally:
+        pg.sql(f"ALTER ROLE postgres IN DATABASE {db} RESET search_path")
