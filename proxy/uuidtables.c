@@ -17,15 +17,19 @@ struct uuid_tables {
 	bool again;            /* a refresh was asked for while one ran */
 };
 
-/* Fully qualified catalog names and parameters only: the query runs on a
- * connection of uuidgate's own, but nothing a client sets may change it. */
+/* Fully qualified catalog names, operators and parameters only: the query
+ * runs on a connection of uuidgate's own, but under the search_path the role
+ * or database sets, where a schema listed before pg_catalog could supply its
+ * own "=". */
 static const char table_query[] =
 	"SELECT c.relname FROM pg_catalog.pg_class c "
-	"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-	"JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
-	"WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attname = 'uuid' "
-	"AND NOT a.attisdropped AND a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype "
-	"AND c.relname = ANY ($2::pg_catalog.text[]) ORDER BY 1";
+	"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+	"JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid "
+	"WHERE n.nspname OPERATOR(pg_catalog.=) $1 "
+	"AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::pg_catalog.\"char\"[]) "
+	"AND a.attname OPERATOR(pg_catalog.=) 'uuid' AND NOT a.attisdropped "
+	"AND a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype "
+	"AND c.relname OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[]) ORDER BY 1";
 
 static void take_result(struct uuid_tables *t, const PGresult *res)
 {
