@@ -59,11 +59,9 @@ SQL_REVIEW = [
      "parameters needed; a shadowing function in a user schema listed before pg_catalog does not "
      "change it (tested)"),
     ("migrated-table lookup (`proxy/uuidtables.c`)",
-     "own connection; every relation, type and function qualified, schema and table list passed as "
-     "parameters. Gap: the connection keeps the role's search_path, so the comparison operators "
-     "(`=`, `IN`, `= ANY`) would resolve in a schema the role's or database's search_path lists "
-     "before pg_catalog; only the role itself or the database owner can set that. Pinning "
-     "`search_path=pg_catalog` on uuidgate's own connections (as `migrate/db.c` does) closes it"),
+     "own connection; every relation, type, function and operator qualified (`OPERATOR(pg_catalog.=)`), "
+     "schema and table list passed as parameters. The connection keeps the role's search_path; before "
+     "the fix an `=` in a schema listed before pg_catalog took over the comparisons (tested)"),
     ("auth_query (`proxy/client_login.c`)",
      "the operator's own query, run as auth_user on an own connection; the user name is a parameter"),
     ("migration engine (`migrate/`)",
@@ -82,8 +80,11 @@ BUGS_FOUND = [
      "fixed: in-flight cancels are tracked and freed at exit (`proxy/cancel.c`)"),
     ("No warning for a TLS private key file readable by other users (there is one for `auth_file`)",
      "fixed: `tls_key_permissions` warning for `client_tls_key_file` and the upstream `sslkey` (`proxy/tls.c`)"),
-    ("uuidgate's own table lookup connection keeps the role's search_path (see below)",
-     "reported, not changed"),
+    ("uuidgate's own migrated-table lookup runs under the role's or database's search_path; a schema "
+     "listed before pg_catalog could supply an `=` for (name, text) that is always true, and every table "
+     "with a uuid column looked migrated (`test_hostile.py::"
+     "test_table_lookup_ignores_operators_shadowed_by_the_roles_search_path`)",
+     "fixed: every operator in the query is `OPERATOR(pg_catalog.=)` (`proxy/uuidtables.c`)"),
 ]
 
 
