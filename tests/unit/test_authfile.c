@@ -5,18 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "authfile.h"
-
-static int failures;
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__,   \
-			        __LINE__, #cond);                                \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
 
 #define SCRAM_SECRET                                                                      \
 	"SCRAM-SHA-256$4096:beTkAk8uNm/zMOhOg7V/4A==$uesDT7wOU4XPA5DQI3zmzKAaTHItdPC/HdTN7JXrP3A=" \
@@ -162,10 +152,7 @@ static uint32_t rng_state = 88172645u;
 
 static uint32_t rng(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 17;
-	rng_state ^= rng_state << 5;
-	return rng_state;
+	return check_rng(&rng_state);
 }
 
 static void test_random(void)

@@ -3,20 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "authmsg.h"
 #include "md5auth.h"
 #include "message.h"
-
-static int failures;
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__,   \
-			        __LINE__, #cond);                                \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
 
 /* CREATE ROLE dave PASSWORD 'secret' with password_encryption = md5. */
 #define PG_MD5_SECRET "md5d054392f985a267df752bb2b16be2f2f"

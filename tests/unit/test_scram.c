@@ -4,21 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "authmsg.h"
 #include "message.h"
 #include "pgbuf.h"
 #include "scram.h"
-
-static int failures;
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__,   \
-			        __LINE__, #cond);                                \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
 
 /* RFC 7677 section 3. */
 #define RFC_PASSWORD "pencil"
@@ -578,7 +568,6 @@ static void test_server_final_cases(void)
 	scram_client_free(cl);
 }
 
-
 /* Checks b holds exactly one message of the given type; returns its body. */
 static const uint8_t *one_message(const struct pgbuf *b, char type, size_t *body_len)
 {
@@ -754,10 +743,7 @@ static uint32_t rng_state = 2463534242u;
 
 static uint32_t rng(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 17;
-	rng_state ^= rng_state << 5;
-	return rng_state;
+	return check_rng(&rng_state);
 }
 
 /* Random bytes, and valid messages with random bytes overwritten, into every
