@@ -8,7 +8,7 @@
  *
  * Build and run from the project root:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iprotocol \
- *     fuzz/fuzz_rewrite.c protocol/rewrite.c protocol/rewrite_ext.c \
+ *     fuzz/fuzz_rewrite.c protocol/rewrite.c protocol/rewrite_ext.c protocol/jsontree.c \
  *     protocol/sqlscan.c protocol/stmtmap.c protocol/uuidv7.c \
  *     protocol/pgbuf.c protocol/pgread.c \
  *     -l:libpg_query.a -lprotobuf-c -lcrypto -lpthread -o fuzz_rewrite
