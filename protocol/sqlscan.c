@@ -262,8 +262,36 @@ static unsigned keyword_bit(const char *w, size_t n)
 	return 0;
 }
 
+/* Without a ';' anywhere only the first token can begin a statement, so
+ * the rest of the text needs no scan: the common case of one statement (and
+ * every extended-protocol Parse) costs a few comparisons. */
+static unsigned first_keyword(const char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+		if (is_space(c))
+			i++;
+		else if (c == '-' && i + 1 < len && s[i + 1] == '-')
+			i = skip_line_comment(s, len, i);
+		else if (c == '/' && i + 1 < len && s[i + 1] == '*')
+			i = skip_block_comment(s, len, i);
+		else if (!is_ident_start(c))
+			return 0;
+		else {
+			size_t end = skip_ident(s, len, i);
+			if (end == i + 1 && skip_prefixed_literal(s, len, i))
+				return 0;
+			return keyword_bit(s + i, end - i);
+		}
+	}
+	return 0;
+}
+
 unsigned sqlscan_leading_keywords(const char *s, size_t len)
 {
+	if (!memchr(s, ';', len))
+		return first_keyword(s, len);
 	unsigned found = 0;
 	bool at_start = true;
 	size_t i = 0;

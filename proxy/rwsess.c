@@ -153,9 +153,9 @@ static bool creates_temporary(const char *sql)
 	return strncasecmp(sql, "create", 6) == 0 && strcasestr(sql, "temp") != NULL;
 }
 
-static void note_settings_change(struct rwsess *rw, const char *sql, size_t len)
+static void note_settings_change(struct rwsess *rw, const char *sql, unsigned keywords)
 {
-	if ((sqlscan_leading_keywords(sql, len) & SQLSCAN_SET) || creates_temporary(sql))
+	if ((keywords & SQLSCAN_SET) || creates_temporary(sql))
 		rw->path_known = false;
 }
 
@@ -199,12 +199,13 @@ static bool client_query(struct rwsess *rw, const uint8_t *body, size_t len, str
 		stmtmap_query(rw->map, "", NULL); /* the server rejects it */
 		return false;
 	}
-	note_settings_change(rw, sql, len - 1);
+	unsigned keywords = sqlscan_leading_keywords(sql, len - 1);
+	note_settings_change(rw, sql, keywords);
 	struct rewrite_session s;
 	struct rewrite_result res;
 	memset(&res, 0, sizeof(res));
 	enum rewrite_status st = REWRITE_PASS;
-	if (session_view(rw, &s) && (sqlscan_leading_keywords(sql, len - 1) & (SQLSCAN_INSERT | SQLSCAN_WITH))) {
+	if ((keywords & (SQLSCAN_INSERT | SQLSCAN_WITH)) && session_view(rw, &s)) {
 		st = rewrite_query(&s, &rw->px->uuidgen, sql, &res);
 		count_result(rw, st, &res, sql);
 	}
@@ -233,13 +234,13 @@ static bool client_parse(struct rwsess *rw, const uint8_t *body, size_t len, str
 		stmtmap_parse(rw->map, "", NULL, NULL);
 		return false;
 	}
-	size_t sql_len = strlen(sql);
-	note_settings_change(rw, sql, sql_len);
+	unsigned keywords = sqlscan_leading_keywords(sql, strlen(sql));
+	note_settings_change(rw, sql, keywords);
 	struct rewrite_session s;
 	struct rewrite_result res;
 	memset(&res, 0, sizeof(res));
 	enum rewrite_status st = REWRITE_PASS;
-	if (session_view(rw, &s) && (sqlscan_leading_keywords(sql, sql_len) & (SQLSCAN_INSERT | SQLSCAN_WITH))) {
+	if ((keywords & (SQLSCAN_INSERT | SQLSCAN_WITH)) && session_view(rw, &s)) {
 		st = rewrite_ext_parse(&s, body, len, b, &res);
 		count_result(rw, st, &res, sql);
 	}
