@@ -262,9 +262,9 @@ static unsigned keyword_bit(const char *w, size_t n)
 	return 0;
 }
 
-/* Without a ';' anywhere only the first token can begin a statement, so
- * the rest of the text needs no scan: the common case of one statement (and
- * every extended-protocol Parse) costs a few comparisons. */
+/* Without a ';' before the end of the text only the first token can begin a
+ * statement, so the rest needs no scan: the common case of one statement
+ * (with or without its closing ';') costs a few comparisons. */
 static unsigned first_keyword(const char *s, size_t len)
 {
 	size_t i = 0;
@@ -288,9 +288,19 @@ static unsigned first_keyword(const char *s, size_t len)
 	return 0;
 }
 
+/* Only blanks and semicolons from p on: no statement starts there. */
+static bool nothing_follows(const char *p, const char *end)
+{
+	for (; p < end; p++)
+		if (*p != ';' && !is_space((unsigned char)*p))
+			return false;
+	return true;
+}
+
 unsigned sqlscan_leading_keywords(const char *s, size_t len)
 {
-	if (!memchr(s, ';', len))
+	const char *semicolon = memchr(s, ';', len);
+	if (!semicolon || nothing_follows(semicolon, s + len))
 		return first_keyword(s, len);
 	unsigned found = 0;
 	bool at_start = true;

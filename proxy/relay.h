@@ -27,6 +27,15 @@ enum relay_status {
 	RELAY_TOO_LARGE,
 };
 
+/* Inputs up to this size are made contiguous (one evbuffer pullup, which
+ * copies nothing when the bytes sit in one chain, as small ones do) so that
+ * headers are read in place. */
+#define RELAY_CONTIGUOUS_MAX (16 * 1024)
+const uint8_t *relay_contiguous(struct evbuffer *in, size_t avail);
+/* n bytes at offset: from base when the input is contiguous, else copied
+ * out of the chains. */
+void relay_copy_at(struct evbuffer *in, const uint8_t *base, size_t offset, void *dst, size_t n);
+
 enum relay_status relay_forward(struct evbuffer *in, struct evbuffer *out, struct relay *r,
                                 uint32_t max_len);
 

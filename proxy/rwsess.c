@@ -464,6 +464,7 @@ struct inspect_pass {
 	struct evbuffer *out;
 	struct relay *r;
 	size_t fwd;              /* bytes at the front of `in` to forward untouched */
+	const uint8_t *base;     /* `in` as one block, or NULL (relay_contiguous) */
 };
 
 static void flush_untouched(struct inspect_pass *p)
@@ -473,6 +474,7 @@ static void flush_untouched(struct inspect_pass *p)
 		p->r->bytes += p->fwd;
 		p->fwd = 0;
 	}
+	p->base = NULL; /* the input changed: look again */
 }
 
 static void count_message(const struct direction *d, struct relay *r, uint8_t type, const uint8_t *body,
@@ -496,10 +498,10 @@ static void inspect_message(struct rwsess *rw, const struct direction *d, struct
 {
 	uint8_t small[SMALL_BODY + PG_HEADER_LEN];
 	const uint8_t *msg;
-	if (total <= sizeof(small)) {
-		struct evbuffer_ptr pos;
-		evbuffer_ptr_set(p->in, &pos, p->fwd, EVBUFFER_PTR_SET);
-		evbuffer_copyout_from(p->in, &pos, small, total);
+	if (p->base) {
+		msg = p->base + p->fwd;
+	} else if (total <= sizeof(small)) {
+		relay_copy_at(p->in, NULL, p->fwd, small, total);
 		msg = small;
 	} else {
 		flush_untouched(p);
@@ -525,11 +527,17 @@ static void inspect_message(struct rwsess *rw, const struct direction *d, struct
 static enum relay_status relay_inspecting(struct rwsess *rw, const struct direction *d, struct evbuffer *in,
 					  struct evbuffer *out, struct relay *r, uint32_t max_len)
 {
-	struct inspect_pass p = { in, out, r, 0 };
+	struct inspect_pass p = { in, out, r, 0, NULL };
 	enum relay_status result = RELAY_OK;
+	bool look = true;
 	r->saw_ready = false;
 	for (;;) {
 		size_t avail = evbuffer_get_length(in);
+		if (look || (!p.base && p.fwd == 0)) {
+			/* After a flush the rest starts at the front again. */
+			p.base = p.fwd == 0 ? relay_contiguous(in, avail) : NULL;
+			look = false;
+		}
 		if (r->remaining) {
 			size_t take = avail - p.fwd < r->remaining ? avail - p.fwd : r->remaining;
 			p.fwd += take;
@@ -541,9 +549,7 @@ static enum relay_status relay_inspecting(struct rwsess *rw, const struct direct
 			break;
 		uint8_t header[PG_HEADER_LEN], type;
 		uint32_t total;
-		struct evbuffer_ptr pos;
-		evbuffer_ptr_set(in, &pos, p.fwd, EVBUFFER_PTR_SET);
-		evbuffer_copyout_from(in, &pos, header, sizeof(header));
+		relay_copy_at(in, p.base, p.fwd, header, sizeof(header));
 		enum pgmsg_status st = pgmsg_header(header, sizeof(header), max_len, &type, &total);
 		if (st != PGMSG_OK) {
 			result = st == PGMSG_TOO_LARGE ? RELAY_TOO_LARGE : RELAY_BAD_LENGTH;
