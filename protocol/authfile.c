@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errtext.h"
 #include "md5auth.h"
 #include "scram.h"
 
@@ -21,18 +22,6 @@ struct line {
 	size_t number;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static bool is_blank(char c)
 {
@@ -52,7 +41,7 @@ static char *read_quoted(struct line *l, const char *what, size_t max, bool *oom
                          char *err, size_t errlen)
 {
 	if (l->p >= l->end || *l->p != '"') {
-		set_err(err, errlen, "line %zu: expected '\"' to start the %s%s", l->number, what,
+		errtext_set(err, errlen, "line %zu: expected '\"' to start the %s%s", l->number, what,
 		        l->p < l->end && *l->p == '#' ? " (comments start with ';')" : "");
 		return NULL;
 	}
@@ -61,7 +50,7 @@ static char *read_quoted(struct line *l, const char *what, size_t max, bool *oom
 	/* First pass: find the closing quote and the unquoted length. */
 	for (;;) {
 		if (s >= l->end) {
-			set_err(err, errlen, "line %zu: unterminated quote in %s", l->number, what);
+			errtext_set(err, errlen, "line %zu: unterminated quote in %s", l->number, what);
 			return NULL;
 		}
 		if (*s == '"') {
@@ -74,7 +63,7 @@ static char *read_quoted(struct line *l, const char *what, size_t max, bool *oom
 		n++;
 	}
 	if (n > max) {
-		set_err(err, errlen, "line %zu: %s longer than %zu bytes", l->number, what, max);
+		errtext_set(err, errlen, "line %zu: %s longer than %zu bytes", l->number, what, max);
 		return NULL;
 	}
 	char *out = malloc(n + 1), *o = out;
@@ -118,7 +107,7 @@ static enum authfile_status parse_line(struct authfile *af, struct line *l, char
 		return AUTHFILE_OK;
 	user = read_quoted(l, "user name", AUTHFILE_MAX_USER_LEN, &oom, err, errlen);
 	if (user && user[0] == '\0') {
-		set_err(err, errlen, "line %zu: empty user name", l->number);
+		errtext_set(err, errlen, "line %zu: empty user name", l->number);
 		goto fail;
 	}
 	if (user) {
@@ -136,7 +125,7 @@ fail:
 	free(user);
 	free(secret);
 	if (oom)
-		set_err(err, errlen, "line %zu: out of memory", l->number);
+		errtext_set(err, errlen, "line %zu: out of memory", l->number);
 	return oom ? AUTHFILE_NO_MEMORY : AUTHFILE_SYNTAX;
 }
 
@@ -150,7 +139,7 @@ enum authfile_status authfile_parse(const char *buf, size_t len, struct authfile
 
 	*out = NULL;
 	if (!af) {
-		set_err(err, errlen, "out of memory");
+		errtext_set(err, errlen, "out of memory");
 		return AUTHFILE_NO_MEMORY;
 	}
 	while (status == AUTHFILE_OK && l.p < stop) {
@@ -158,7 +147,7 @@ enum authfile_status authfile_parse(const char *buf, size_t len, struct authfile
 		l.end = nl ? nl : stop;
 		l.number++;
 		if (memchr(l.p, '\0', (size_t)(l.end - l.p))) {
-			set_err(err, errlen, "line %zu: NUL byte", l.number);
+			errtext_set(err, errlen, "line %zu: NUL byte", l.number);
 			status = AUTHFILE_SYNTAX;
 			break;
 		}

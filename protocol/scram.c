@@ -10,6 +10,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "errtext.h"
 #include "message.h"
 
 #define SECRET_PREFIX "SCRAM-SHA-256$"
@@ -22,18 +23,6 @@
 
 /* ---- small helpers ---- */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 const char *scram_status_sqlstate(enum scram_status st)
 {
@@ -442,7 +431,7 @@ static enum scram_status parse_gs2_header(struct scram_server *st, struct fields
 	if (!fields_next(f, &s, &n))
 		goto malformed;
 	if (n >= 1 && s[0] == 'p') {
-		set_err(err, errlen, "channel binding is not supported by this connection pooler; "
+		errtext_set(err, errlen, "channel binding is not supported by this connection pooler; "
 		        "connect with channel_binding=prefer or disable");
 		return SCRAM_CHANNEL_BINDING;
 	}
@@ -453,14 +442,14 @@ static enum scram_status parse_gs2_header(struct scram_server *st, struct fields
 		goto malformed;
 	if (n > 0) {
 		if (s[0] == 'a' && n >= 2 && s[1] == '=') {
-			set_err(err, errlen, "SCRAM authorization identity is not supported");
+			errtext_set(err, errlen, "SCRAM authorization identity is not supported");
 			return SCRAM_UNSUPPORTED;
 		}
 		goto malformed;
 	}
 	return SCRAM_OK;
 malformed:
-	set_err(err, errlen, "malformed SCRAM message: invalid GS2 header");
+	errtext_set(err, errlen, "malformed SCRAM message: invalid GS2 header");
 	return SCRAM_MALFORMED;
 }
 
@@ -472,19 +461,19 @@ static enum scram_status parse_client_bare(struct fields *f, const char **nonce,
 	size_t n;
 	struct fields peek = *f;
 	if (fields_next(&peek, &s, &n) && n >= 2 && s[0] == 'm' && s[1] == '=') {
-		set_err(err, errlen, "SCRAM mandatory extensions are not supported");
+		errtext_set(err, errlen, "SCRAM mandatory extensions are not supported");
 		return SCRAM_UNSUPPORTED;
 	}
 	if (!fields_attr(f, 'n', &s, &n) || !is_saslname(s, n)) {
-		set_err(err, errlen, "malformed SCRAM message: invalid user name attribute");
+		errtext_set(err, errlen, "malformed SCRAM message: invalid user name attribute");
 		return SCRAM_MALFORMED;
 	}
 	if (!fields_attr(f, 'r', nonce, nonce_n) || !is_nonce(*nonce, *nonce_n)) {
-		set_err(err, errlen, "malformed SCRAM message: invalid nonce");
+		errtext_set(err, errlen, "malformed SCRAM message: invalid nonce");
 		return SCRAM_MALFORMED;
 	}
 	if (!rest_are_extensions(f)) {
-		set_err(err, errlen, "malformed SCRAM message: garbage after nonce");
+		errtext_set(err, errlen, "malformed SCRAM message: garbage after nonce");
 		return SCRAM_MALFORMED;
 	}
 	return SCRAM_OK;
@@ -531,11 +520,11 @@ enum scram_status scram_server_handle_client_first(struct scram_server *st,
 	enum scram_status status;
 
 	if (st->phase != PHASE_START) {
-		set_err(err, errlen, "unexpected SCRAM client-first message");
+		errtext_set(err, errlen, "unexpected SCRAM client-first message");
 		return server_fail(st, SCRAM_OUT_OF_ORDER);
 	}
 	if (!message_ok(data, len)) {
-		set_err(err, errlen, "malformed SCRAM message: empty, too long or contains NUL");
+		errtext_set(err, errlen, "malformed SCRAM message: empty, too long or contains NUL");
 		return server_fail(st, SCRAM_MALFORMED);
 	}
 	fields_init(&f, (const char *)data, len);
@@ -548,7 +537,7 @@ enum scram_status scram_server_handle_client_first(struct scram_server *st,
 	if (status != SCRAM_OK)
 		return server_fail(st, status);
 	if (!join_nonce(st, nonce, nonce_n)) {
-		set_err(err, errlen, "out of memory");
+		errtext_set(err, errlen, "out of memory");
 		return server_fail(st, SCRAM_INTERNAL);
 	}
 	size_t first_at = out->len;
@@ -558,7 +547,7 @@ enum scram_status scram_server_handle_client_first(struct scram_server *st,
 	if (!pgbuf_failed(out))
 		pgbuf_put_bytes(&st->auth_message, out->data + first_at, out->len - first_at);
 	if (pgbuf_failed(out) || pgbuf_failed(&st->auth_message)) {
-		set_err(err, errlen, "out of memory");
+		errtext_set(err, errlen, "out of memory");
 		return server_fail(st, SCRAM_INTERNAL);
 	}
 	st->phase = PHASE_CONTINUE;
@@ -587,12 +576,12 @@ static enum scram_status parse_client_final(const struct scram_server *st, const
 	size_t n;
 	fields_init(&f, msg, len);
 	if (!fields_attr(&f, 'c', &s, &n) || !channel_binding_matches(st, s, n)) {
-		set_err(err, errlen, "SCRAM channel binding check failed");
+		errtext_set(err, errlen, "SCRAM channel binding check failed");
 		return SCRAM_MALFORMED;
 	}
 	if (!fields_attr(&f, 'r', &s, &n) || n != st->nonce_len ||
 	    memcmp(s, st->nonce, n) != 0) {
-		set_err(err, errlen, "SCRAM nonce does not match");
+		errtext_set(err, errlen, "SCRAM nonce does not match");
 		return SCRAM_MALFORMED;
 	}
 	for (;;) {
@@ -606,7 +595,7 @@ static enum scram_status parse_client_final(const struct scram_server *st, const
 		*without_proof = field_at - 1;
 		return SCRAM_OK;
 	}
-	set_err(err, errlen, "malformed SCRAM message: invalid or missing proof");
+	errtext_set(err, errlen, "malformed SCRAM message: invalid or missing proof");
 	return SCRAM_MALFORMED;
 }
 
@@ -642,11 +631,11 @@ enum scram_status scram_server_handle_client_final(struct scram_server *st,
 	enum scram_status status;
 
 	if (st->phase != PHASE_CONTINUE) {
-		set_err(err, errlen, "unexpected SCRAM client-final message");
+		errtext_set(err, errlen, "unexpected SCRAM client-final message");
 		return server_fail(st, SCRAM_OUT_OF_ORDER);
 	}
 	if (!message_ok(data, len)) {
-		set_err(err, errlen, "malformed SCRAM message: empty, too long or contains NUL");
+		errtext_set(err, errlen, "malformed SCRAM message: empty, too long or contains NUL");
 		return server_fail(st, SCRAM_MALFORMED);
 	}
 	status = parse_client_final(st, (const char *)data, len, proof, &without_proof,
@@ -656,7 +645,7 @@ enum scram_status scram_server_handle_client_final(struct scram_server *st,
 	pgbuf_put_u8(&st->auth_message, ',');
 	pgbuf_put_bytes(&st->auth_message, data, without_proof);
 	if (pgbuf_failed(&st->auth_message)) {
-		set_err(err, errlen, "out of memory");
+		errtext_set(err, errlen, "out of memory");
 		return server_fail(st, SCRAM_INTERNAL);
 	}
 	status = verify_proof(st, proof);
@@ -665,7 +654,7 @@ enum scram_status scram_server_handle_client_final(struct scram_server *st,
 	                 st->auth_message.len, server_sig))
 		status = SCRAM_INTERNAL;
 	if (status != SCRAM_OK) {
-		set_err(err, errlen, status == SCRAM_WRONG_PASSWORD ? "password authentication failed"
+		errtext_set(err, errlen, status == SCRAM_WRONG_PASSWORD ? "password authentication failed"
 		        : "SCRAM verification failed internally");
 		return server_fail(st, status);
 	}
@@ -818,16 +807,16 @@ static enum scram_status parse_server_first(const struct scram_client *st, const
 	size_t n, ours = strlen(st->nonce);
 	fields_init(&f, msg, len);
 	if (len >= 2 && msg[0] == 'm' && msg[1] == '=') {
-		set_err(err, errlen, "server requires an unsupported SCRAM extension");
+		errtext_set(err, errlen, "server requires an unsupported SCRAM extension");
 		return SCRAM_UNSUPPORTED;
 	}
 	if (!fields_attr(&f, 'r', &sf->nonce, &sf->nonce_len) ||
 	    !is_nonce(sf->nonce, sf->nonce_len)) {
-		set_err(err, errlen, "malformed SCRAM server-first message: invalid nonce");
+		errtext_set(err, errlen, "malformed SCRAM server-first message: invalid nonce");
 		return SCRAM_MALFORMED;
 	}
 	if (sf->nonce_len <= ours || memcmp(sf->nonce, st->nonce, ours) != 0) {
-		set_err(err, errlen, "SCRAM server nonce does not extend the client nonce");
+		errtext_set(err, errlen, "SCRAM server nonce does not extend the client nonce");
 		return SCRAM_SERVER_FORGED;
 	}
 	if (!fields_attr(&f, 's', &s, &n) ||
@@ -835,7 +824,7 @@ static enum scram_status parse_server_first(const struct scram_client *st, const
 	    !fields_attr(&f, 'i', &s, &n) ||
 	    !parse_iterations(s, n, SCRAM_MAX_ITERATIONS, &sf->iterations) ||
 	    !rest_are_extensions(&f)) {
-		set_err(err, errlen, "malformed SCRAM server-first message: invalid salt or "
+		errtext_set(err, errlen, "malformed SCRAM server-first message: invalid salt or "
 		        "iteration count");
 		return SCRAM_MALFORMED;
 	}
@@ -850,7 +839,7 @@ static enum scram_status client_keys(struct scram_client *st, const struct serve
 	if (st->have_secret) {
 		if (sf->iterations != st->secret.iterations || sf->salt_len != st->secret.salt_len ||
 		    memcmp(sf->salt, st->secret.salt, sf->salt_len) != 0) {
-			set_err(err, errlen, "the server's SCRAM secret differs from the stored one "
+			errtext_set(err, errlen, "the server's SCRAM secret differs from the stored one "
 			        "(salt or iteration count)");
 			return SCRAM_SECRET_MISMATCH;
 		}
@@ -861,7 +850,7 @@ static enum scram_status client_keys(struct scram_client *st, const struct serve
 	          derive_keys(sp, st->client_key, st->server_key);
 	OPENSSL_cleanse(sp, sizeof(sp));
 	if (!ok)
-		set_err(err, errlen, "SCRAM key derivation failed");
+		errtext_set(err, errlen, "SCRAM key derivation failed");
 	return ok ? SCRAM_OK : SCRAM_INTERNAL;
 }
 
@@ -895,11 +884,11 @@ enum scram_status scram_client_handle_server_first(struct scram_client *st,
 	enum scram_status status;
 
 	if (st->phase != PHASE_CONTINUE) {
-		set_err(err, errlen, "unexpected SCRAM server-first message");
+		errtext_set(err, errlen, "unexpected SCRAM server-first message");
 		return client_fail(st, SCRAM_OUT_OF_ORDER);
 	}
 	if (!message_ok(data, len)) {
-		set_err(err, errlen, "malformed SCRAM server-first message");
+		errtext_set(err, errlen, "malformed SCRAM server-first message");
 		return client_fail(st, SCRAM_MALFORMED);
 	}
 	status = parse_server_first(st, (const char *)data, len, &sf, err, errlen);
@@ -912,7 +901,7 @@ enum scram_status scram_client_handle_server_first(struct scram_client *st,
 	pgbuf_put_bytes(&final, sf.nonce, sf.nonce_len);
 	if (pgbuf_failed(&final) || !client_sign(st, data, len, &final, proof)) {
 		pgbuf_free(&final);
-		set_err(err, errlen, "SCRAM proof computation failed");
+		errtext_set(err, errlen, "SCRAM proof computation failed");
 		return client_fail(st, SCRAM_INTERNAL);
 	}
 	pgbuf_put_bytes(out, final.data, final.len);
@@ -932,7 +921,7 @@ static void server_error_text(const char *s, size_t n, char *err, size_t errlen)
 	for (i = 0; i < n && i < sizeof(text) - 1; i++)
 		text[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
 	text[i] = '\0';
-	set_err(err, errlen, "server rejected SCRAM authentication: %s", text);
+	errtext_set(err, errlen, "server rejected SCRAM authentication: %s", text);
 }
 
 enum scram_status scram_client_verify_server_final(struct scram_client *st,
@@ -945,12 +934,12 @@ enum scram_status scram_client_verify_server_final(struct scram_client *st,
 	uint8_t signature[SCRAM_KEY_LEN];
 
 	if (st->phase != PHASE_DONE) {
-		set_err(err, errlen, "unexpected SCRAM server-final message");
+		errtext_set(err, errlen, "unexpected SCRAM server-final message");
 		return client_fail(st, SCRAM_OUT_OF_ORDER);
 	}
 	st->phase = PHASE_FAILED;  /* a server-final is accepted once */
 	if (!message_ok(data, len)) {
-		set_err(err, errlen, "malformed SCRAM server-final message");
+		errtext_set(err, errlen, "malformed SCRAM server-final message");
 		return SCRAM_MALFORMED;
 	}
 	fields_init(&f, (const char *)data, len);
@@ -961,11 +950,11 @@ enum scram_status scram_client_verify_server_final(struct scram_client *st,
 	}
 	if (!fields_attr(&f, 'v', &s, &n) || !b64_decode_key(s, n, signature) ||
 	    !rest_are_extensions(&f)) {
-		set_err(err, errlen, "malformed SCRAM server-final message");
+		errtext_set(err, errlen, "malformed SCRAM server-final message");
 		return SCRAM_MALFORMED;
 	}
 	if (CRYPTO_memcmp(signature, st->server_signature, SCRAM_KEY_LEN) != 0) {
-		set_err(err, errlen, "the server's SCRAM signature is invalid");
+		errtext_set(err, errlen, "the server's SCRAM signature is invalid");
 		return SCRAM_SERVER_FORGED;
 	}
 	return SCRAM_OK;

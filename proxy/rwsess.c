@@ -168,6 +168,16 @@ static bool session_view(struct rwsess *rw, struct rewrite_session *s)
 	return s->n_tables > 0 && proxy_insert_uuid_active(rw->px);
 }
 
+/* Reads one statement text: notes what changes the session's settings, and
+ * says whether the rewriter should look at it (an INSERT or WITH, the
+ * window open, migrated tables known). */
+static bool wants_rewrite(struct rwsess *rw, const char *sql, size_t len, struct rewrite_session *s)
+{
+	unsigned keywords = sqlscan_leading_keywords(sql, len);
+	note_settings_change(rw, sql, keywords);
+	return (keywords & (SQLSCAN_INSERT | SQLSCAN_WITH)) && session_view(rw, s);
+}
+
 static void count_result(struct rwsess *rw, enum rewrite_status st, const struct rewrite_result *res,
 			 const char *sql)
 {
@@ -199,13 +209,11 @@ static bool client_query(struct rwsess *rw, const uint8_t *body, size_t len, str
 		stmtmap_query(rw->map, "", NULL); /* the server rejects it */
 		return false;
 	}
-	unsigned keywords = sqlscan_leading_keywords(sql, len - 1);
-	note_settings_change(rw, sql, keywords);
 	struct rewrite_session s;
 	struct rewrite_result res;
 	memset(&res, 0, sizeof(res));
 	enum rewrite_status st = REWRITE_PASS;
-	if ((keywords & (SQLSCAN_INSERT | SQLSCAN_WITH)) && session_view(rw, &s)) {
+	if (wants_rewrite(rw, sql, len - 1, &s)) {
 		st = rewrite_query(&s, &rw->px->uuidgen, sql, &res);
 		count_result(rw, st, &res, sql);
 	}
@@ -234,13 +242,11 @@ static bool client_parse(struct rwsess *rw, const uint8_t *body, size_t len, str
 		stmtmap_parse(rw->map, "", NULL, NULL);
 		return false;
 	}
-	unsigned keywords = sqlscan_leading_keywords(sql, strlen(sql));
-	note_settings_change(rw, sql, keywords);
 	struct rewrite_session s;
 	struct rewrite_result res;
 	memset(&res, 0, sizeof(res));
 	enum rewrite_status st = REWRITE_PASS;
-	if ((keywords & (SQLSCAN_INSERT | SQLSCAN_WITH)) && session_view(rw, &s)) {
+	if (wants_rewrite(rw, sql, strlen(sql), &s)) {
 		st = rewrite_ext_parse(&s, body, len, b, &res);
 		count_result(rw, st, &res, sql);
 	}
