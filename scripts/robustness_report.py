@@ -188,7 +188,7 @@ def main(argv):
               "| pass | passed | failed | xfail / skipped | minutes |", "|---|---|---|---|---|",
               f"| integration tests (build/) | {n['passed']} | {n['failed']} | {n['other']} | "
               f"{suite_seconds(args.junit) / 60:.1f} |",
-              f"| integration tests on ASan + UBSan (build-asan/, leak detection on, not slow) | "
+              f"| integration tests on ASan + UBSan (build-asan/, leak detection on, all but the load tests) | "
               f"{a['passed']} | {a['failed']} | {a['other']} | {suite_seconds(args.asan_junit) / 60:.1f} |"]
     if fuzz:
         total = sum(t["executions"] for t in fuzz["targets"])
